@@ -14,7 +14,7 @@ import { KvManager } from './kv-manager.js';
 import { Sequence } from './sequence.js';
 import { schedule, insertWaiting, type Scheduled } from './scheduler.js';
 import { stepCost, type DenseStage, type StepShape } from './step-cost.js';
-import type { EngineRequest, Executor, RequestRecord, StepChunk, StepMigration, StepPlan, StepRecord } from './types.js';
+import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepChunk, StepMigration, StepPlan, StepRecord } from './types.js';
 
 export interface EngineConfig {
   /** The cost model the dispatcher and the step predictions use. */
@@ -73,7 +73,7 @@ export class Engine {
   private stepIndex = 0;
   private now = 0;
 
-  constructor(readonly config: EngineConfig, private readonly executor: Executor) {
+  constructor(readonly config: EngineConfig, private readonly executor: Executor, private readonly listener: EngineListener = {}) {
     this.devices = config.devices.map((d) => ({ ...d }));
     this.kv = new KvManager(this.devices.map((d) => Math.floor(d.capacity / config.blockSize)), config.blockSize);
     this.loads = this.devices.map(() => ({ reserved: 0, headTokens: 0, heads: 0 }));
@@ -94,6 +94,42 @@ export class Engine {
     insertWaiting(this.waiting, seq);
   }
 
+  /**
+   * Ends a request now (client gone, stop string seen, server shutting down): waiting or
+   * running, its KV is freed at the next step. False when it is not here (already finished).
+   */
+  abort(id: string, reason: FinishReason = 'abort'): boolean {
+    const seq = this.byId.get(id);
+    if (seq === undefined) return false;
+    const w = this.waiting.indexOf(seq);
+    if (w >= 0) this.waiting.splice(w, 1);
+    this.finish(seq, reason, this.now);
+    return true;
+  }
+
+  /** Ends every request (a primary is gone: nothing can run); returns their ids. */
+  abortAll(reason: FinishReason): string[] {
+    const ids = [...this.byId.keys()];
+    for (const id of ids) this.abort(id, reason);
+    return ids;
+  }
+
+  /** Tokens generated so far by a request that is still here. */
+  generated(id: string): readonly number[] | undefined {
+    return this.byId.get(id)?.generated;
+  }
+
+  /**
+   * Hands KV freed since the last step to the executor now (call before going idle, so workers
+   * do not hold finished requests' KV until the next step). Steps must not run concurrently.
+   */
+  async releaseFreed(): Promise<void> {
+    if (this.freed.length === 0 || this.executor.release === undefined) return;
+    const ids = this.freed;
+    this.freed = [];
+    await this.executor.release(ids);
+  }
+
   hasWork(): boolean {
     return this.waiting.length > 0 || this.virtual.some((v) => v.length > 0);
   }
@@ -106,6 +142,14 @@ export class Engine {
   /** Block table of a running request: per KV head, its device id and block ids. */
   blockTable(id: string): { head: number; device: string; blocks: number[] }[] {
     return this.kv.blockTable(id).map((h) => ({ head: h.head, device: this.devices[h.device]!.id, blocks: [...h.blocks] }));
+  }
+
+  /** Per device now: KV heads held ((request, head) pairs), head-tokens, blocks used and free. */
+  deviceView(): { id: string; alive: boolean; heads: number; headTokens: number; usedBlocks: number; freeBlocks: number }[] {
+    return this.devices.map((d, i) => ({
+      id: d.id, alive: d.alive, heads: this.loads[i]!.heads, headTokens: this.loads[i]!.headTokens,
+      usedBlocks: this.kv.usedBlocks(i), freeBlocks: this.kv.freeBlocks(i),
+    }));
   }
 
   /** KV blocks used and free per device id. */
@@ -146,6 +190,7 @@ export class Engine {
       prefillTokens: plan.shape.prefill.reduce((a, c) => a + c.tokens, 0), decodeTokens: plan.shape.decodeTokens,
       migrations: plan.migrations.length, migratedBytes: plan.migrations.reduce((a, m) => a + m.positions, 0) * this.config.cost.kvBytesPerHeadToken(),
       kvUsedBlocks: Object.fromEntries(this.devices.map((d, i) => [d.id, this.kv.usedBlocks(i)])),
+      ...(result.parts !== undefined ? { parts: result.parts } : {}),
     });
     return interval;
   }
@@ -239,7 +284,8 @@ export class Engine {
       const start = seq.computed;
       const sample = start + count === seq.numTokens;
       const tokens = seq.req.promptTokens !== undefined ? Array.from({ length: count }, (_, j) => seq.tokenAt(start + j)!) : undefined;
-      stepChunks.push({ request: seq.id, start, count, sample, ...(tokens ? { tokens } : {}) });
+      const sampling = sample ? seq.req.sampling : undefined;
+      stepChunks.push({ request: seq.id, start, count, sample, ...(tokens ? { tokens } : {}), ...(sampling ? { sampling } : {}) });
       headDevices[seq.id] = seq.deviceIds!;
       if (sample) shape.sampledRows++;
       if (seq.decoding) {
@@ -262,6 +308,7 @@ export class Engine {
     const eos = this.config.eosIds;
     const context = this.config.cost.model.contextLength;
     for (const { seq, count } of chunks) {
+      if (seq.status !== 'running') continue; // aborted while the step ran
       const before = seq.numTokens;
       seq.computed += count;
       if (seq.computed < seq.numTokens) continue;
@@ -270,6 +317,8 @@ export class Engine {
       if (eos.includes(tok)) { this.finish(seq, 'stop', end); continue; }
       seq.generated.push(tok);
       seq.firstTokenAt ??= end;
+      this.listener.onToken?.(seq.id, tok, end);
+      if (seq.status !== 'running') continue; // the listener ended it (a stop string)
       // The new token's KV position is computed next step: loads follow the context.
       seq.counts!.forEach((c, i) => { this.loads[i]!.headTokens += c * (seq.numTokens - before); });
       if (seq.numTokens > seq.expected) {
@@ -280,18 +329,21 @@ export class Engine {
     }
   }
 
-  private finish(seq: Sequence, reason: RequestRecord['finishReason'], at: number): void {
+  private finish(seq: Sequence, reason: FinishReason, at: number): void {
+    if (seq.status === 'finished') return;
     this.release(seq);
     this.removeRunning(seq);
     seq.status = 'finished';
     seq.finishedAt = at;
     seq.finishReason = reason;
     this.byId.delete(seq.id);
-    this.records.push({
+    const record: RequestRecord = {
       id: seq.id, arrival: seq.req.arrival, promptLength: seq.req.promptLength, outputLength: seq.generated.length,
       ...(seq.firstTokenAt !== undefined ? { firstTokenAt: seq.firstTokenAt } : {}),
       finishedAt: at, finishReason: reason, preemptions: seq.preemptions,
-    });
+    };
+    this.records.push(record);
+    this.listener.onFinish?.(record);
   }
 
   // ---- re-dispatch between steps --------------------------------------------------------------
@@ -333,17 +385,33 @@ export class Engine {
       if (m.rebuild || toRecompute.has(m.request)) continue;
       const seq = this.byId.get(m.request)!;
       const heads = seq.deviceOfHead!.map((d, h) => (d === m.from ? h : -1)).filter((h) => h >= 0).slice(0, m.heads);
-      for (const h of heads) {
-        if (this.kv.moveHead(seq.id, h, m.to) === undefined) break;
-        seq.deviceOfHead![h] = m.to;
-        seq.deviceIds = seq.deviceOfHead!.map((d) => this.devices[d]!.id);
-        this.addLoad(seq, -1);
-        seq.counts![m.from]!--;
-        seq.counts![m.to]!++;
-        this.addLoad(seq, 1);
-        this.pendingMigrations.push({ request: seq.id, head: h, from: this.devices[m.from]!.id, to: this.devices[m.to]!.id, positions: seq.computed, rebuild: false });
-        this.migratedHeadTokens[m.to]! += seq.computed;
-      }
+      for (const h of heads) if (!this.moveOne(seq, h, m.to)) break;
     }
+  }
+
+  /**
+   * Moves KV head `head` of running request `id` to device `to` (its KV is copied before the
+   * next step). False when it cannot move now (not running, same device, no room there).
+   */
+  moveHead(id: string, head: number, to: string): boolean {
+    const seq = this.byId.get(id);
+    const t = this.devices.findIndex((d) => d.id === to);
+    if (seq === undefined || seq.status !== 'running' || seq.deviceOfHead === undefined || t < 0 || !this.devices[t]!.alive) return false;
+    if (seq.deviceOfHead[head] === undefined || seq.deviceOfHead[head] === t) return false;
+    return this.moveOne(seq, head, t);
+  }
+
+  private moveOne(seq: Sequence, h: number, to: number): boolean {
+    const from = seq.deviceOfHead![h]!;
+    if (this.kv.moveHead(seq.id, h, to) === undefined) return false;
+    seq.deviceOfHead![h] = to;
+    seq.deviceIds = seq.deviceOfHead!.map((d) => this.devices[d]!.id);
+    this.addLoad(seq, -1);
+    seq.counts![from]!--;
+    seq.counts![to]!++;
+    this.addLoad(seq, 1);
+    this.pendingMigrations.push({ request: seq.id, head: h, from: this.devices[from]!.id, to: this.devices[to]!.id, positions: seq.computed, rebuild: false });
+    this.migratedHeadTokens[to]! += seq.computed;
+    return true;
   }
 }

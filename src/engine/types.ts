@@ -4,6 +4,18 @@
 
 import type { StepShape } from './step-cost.js';
 
+/** How a request's tokens are drawn (real serving); absent: greedy. */
+export interface RequestSampling {
+  /** 0 = greedy. */
+  temperature: number;
+  /** 0 = no limit. */
+  topK: number;
+  /** 1 = no limit. */
+  topP: number;
+  /** Seed of the request's own random stream. */
+  seed: number;
+}
+
 /** A request as the engine receives it. */
 export interface EngineRequest {
   id: string;
@@ -24,6 +36,8 @@ export interface EngineRequest {
    * does not read it to schedule, only the simulated executor's "sampler" does, to end it.
    */
   outputLength?: number;
+  /** Real serving: how its tokens are sampled (absent: greedy). */
+  sampling?: RequestSampling;
 }
 
 export type RequestStatus = 'queued' | 'running' | 'preempted' | 'finished';
@@ -38,6 +52,8 @@ export interface StepChunk {
   sample: boolean;
   /** Token ids of the chunk (real serving). */
   tokens?: readonly number[];
+  /** Real serving, sampling chunks only: how to draw the token (absent: greedy). */
+  sampling?: RequestSampling;
 }
 
 /** A head migration the executor carries out before the step (copy KV, then switch). */
@@ -77,11 +93,15 @@ export interface StepResult {
    * absent: the step held the whole pipeline (= seconds).
    */
   interval?: number;
+  /** Measured time breakdown of the step, seconds per part (real executors). */
+  parts?: Record<string, number>;
 }
 
 /** Contract of the thing that runs steps: real workers, or the simulated clock. */
 export interface Executor {
   execute(step: StepPlan): Promise<StepResult>;
+  /** Frees KV of finished requests now, outside a step (the engine is going idle). Optional. */
+  release?(requests: readonly string[]): Promise<void>;
 }
 
 /** What a finished (or failed) request leaves behind. Times on the engine clock, seconds. */
@@ -113,4 +133,14 @@ export interface StepRecord {
   migratedBytes: number;
   /** KV blocks used per device id after the step. */
   kvUsedBlocks: Record<string, number>;
+  /** The executor's measured breakdown, seconds per part (real executors only). */
+  parts?: Record<string, number>;
+}
+
+/** What an engine tells its owner as requests progress (real serving streams from these). */
+export interface EngineListener {
+  /** A token was generated for request `id` at time `at` (engine clock). */
+  onToken?(id: string, token: number, at: number): void;
+  /** Request `record.id` finished (any reason); nothing more comes for it. */
+  onFinish?(record: RequestRecord): void;
 }

@@ -43,34 +43,44 @@ export function attendHeads(
   }
 }
 
-/**
- * Attention of a run of c consecutive tokens of one sequence (rows t0 .. t0+c-1, positions
- * p0 .. p0+c-1) with matrix products, per local KV head:
- *   Q [c*group, hd] (gathered) · K[0..len)ᵀ -> S [c*group, len]; causal softmax;
- *   S · V[0..len) -> O [c*group, hd] (scattered back), with len = p0 + c.
- */
+/** Attention of a run of c consecutive tokens of one sequence (rows t0 .. t0+c-1), head by head. */
 function attendRun(
   store: HeadKvStore, layer: number, group: number, seq: number, p0: number, t0: number, c: number,
   q: Float32Array, out: Float32Array, scratch: AttentionScratch, kernels: MatmulKernels,
 ): void {
-  const hd = store.headDim;
-  const block = group * hd; // one KV head's query heads in one token row
+  const block = group * store.headDim; // one KV head's query heads in one token row
   const qWidth = store.heads.length * block;
+  for (let li = 0; li < store.heads.length; li++) {
+    const { k, v } = store.buffers(seq, layer, li);
+    attendHeadRun(k, v, group, store.headDim, p0, c, q, out, t0 * qWidth + li * block, qWidth, scratch, kernels);
+  }
+}
+
+/**
+ * Attention of c consecutive tokens (positions p0 .. p0+c-1) for ONE KV head whose cache rows
+ * 0 .. p0+c-1 are in kc, vc ([>= p0+c, hd]). The head's query block (group*hd floats) of token
+ * i is at q[qOff + i*qStride]; the output goes to the same place in out. With len = p0 + c:
+ *   Q [c*group, hd] (gathered) · K[0..len)ᵀ -> S [c*group, len]; causal softmax;
+ *   S · V[0..len) -> O [c*group, hd] (scattered back).
+ */
+export function attendHeadRun(
+  kc: Float32Array, vc: Float32Array, group: number, hd: number, p0: number, c: number,
+  q: Float32Array, out: Float32Array, qOff: number, qStride: number, scratch: AttentionScratch, kernels: MatmulKernels,
+): void {
+  const block = group * hd;
   const len = p0 + c;
   const rows = c * group;
   const { qs, s, o } = scratch.run(rows, len, hd);
-  for (let li = 0; li < store.heads.length; li++) {
-    const { k: kc, v: vc } = store.buffers(seq, layer, li);
-    for (let i = 0; i < c; i++) {
-      const src = (t0 + i) * qWidth + li * block;
-      qs.set(q.subarray(src, src + block), i * block);
-    }
-    kernels.matmul(s, qs, kc, rows, hd, len); // K buffer rows beyond len are not read
-    softmaxCausalRows(s, c, group, len, p0, hd);
-    kernels.matmulNN(o, s, vc, rows, len, hd);
-    for (let i = 0; i < c; i++) {
-      out.set(o.subarray(i * block, (i + 1) * block), (t0 + i) * qWidth + li * block);
-    }
+  for (let i = 0; i < c; i++) {
+    const src = qOff + i * qStride;
+    qs.set(q.subarray(src, src + block), i * block);
+  }
+  kernels.matmul(s, qs, kc, rows, hd, len); // K buffer rows beyond len are not read
+  softmaxCausalRows(s, c, group, len, p0, hd);
+  kernels.matmulNN(o, s, vc, rows, len, hd);
+  for (let i = 0; i < c; i++) {
+    const dst = qOff + i * qStride;
+    out.set(o.subarray(i * block, (i + 1) * block), dst);
   }
 }
 

@@ -85,6 +85,14 @@ export class DenseRunner {
   // data through the runner's scratch, so they must run in this order after reserve(n); the
   // profiler times them one by one.
 
+  /**
+   * The buffer outProj and mlpDown write ([rows, dim]) and residual adds: a tensor-parallel rank
+   * all-reduces it in between.
+   */
+  get projection(): Float32Array {
+    return this.s.attnProj;
+  }
+
   /** Grows the scratch to hold n tokens (no-op in the steady state). */
   reserve(n: number): void {
     this.s.ensure(n, this.spec);
