@@ -11,7 +11,6 @@ import type { PrimaryStep, PrimaryStepReply, WorkerHandle } from './cluster-type
 import type { HeadKvExport } from './head-kv.js';
 import type { StepSequence } from './primary.js';
 import { kvHeadsOfRank } from './shard.js';
-import { sampleRows, samplingChunks } from './step-sampling.js';
 
 export class ClusterExecutor implements Executor {
   /** Primary ranks by stage, rank order. */
@@ -57,11 +56,11 @@ export class ClusterExecutor implements Executor {
       for (const k of Object.keys(compute) as (keyof typeof compute)[]) compute[k] += Math.max(...replies.map((r) => r.timing[k]));
     }
     const t3 = performance.now();
-    const sampled = samplingChunks(step.chunks);
-    let tokens: Record<string, number> = {};
+    const tokens: Record<string, number> = {};
+    const sampled = step.chunks.filter((c) => c.sample);
     if (sampled.length > 0) {
-      assert(last?.logits !== undefined, 'the last stage returned no logits');
-      tokens = sampleRows(last.logits, this.spec.vocabSize, sampled);
+      assert(last?.tokens !== undefined && last.tokens.length === sampled.length, 'the last stage returned no tokens');
+      sampled.forEach((c, i) => { tokens[c.request] = last!.tokens![i]!; });
     }
     const t4 = performance.now();
     const seconds = (t4 - t0) / 1000;
@@ -85,6 +84,7 @@ export class ClusterExecutor implements Executor {
     const tokens = new Int32Array(n), seqs = new Int32Array(n), positions = new Int32Array(n);
     const sequences: StepSequence[] = [];
     const logitRows: number[] = [];
+    const sampling: PrimaryStep['sampling'] = [];
     let row = 0;
     for (const c of step.chunks) {
       assert(c.tokens !== undefined, `step ${step.index}: chunk of ${c.request} carries no token ids`);
@@ -94,9 +94,9 @@ export class ClusterExecutor implements Executor {
       for (let j = 0; j < c.count; j++) { tokens[row + j] = c.tokens[j]!; seqs[row + j] = seq; positions[row + j] = c.start + j; }
       sequences.push({ seq, start: c.start, count: c.count, row, owners });
       row += c.count;
-      if (c.sample) logitRows.push(row - 1);
+      if (c.sample) { logitRows.push(row - 1); sampling.push(c.sampling ?? null); }
     }
-    return { index: step.index, tokens, seqs, positions, sequences, logitRows: Int32Array.from(logitRows) };
+    return { index: step.index, tokens, seqs, positions, sequences, logitRows: Int32Array.from(logitRows), sampling };
   }
 
   private async free(ids: readonly string[]): Promise<void> {

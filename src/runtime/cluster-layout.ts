@@ -17,6 +17,8 @@ export interface ClusterLayout {
     stages: number;
     /** KV bytes the primary device holds (split over its ranks by head and layer). */
     kvCapacityBytes: number;
+    /** Layers [start, end) of each stage (default: as even as possible). */
+    stageLayers?: [number, number][];
   };
   attention: { id: string; kvCapacityBytes: number; slowdown?: number }[];
   blockSize: number;
@@ -49,7 +51,7 @@ export function layoutAssignments(spec: ModelSpec, layout: ClusterLayout, model:
   layout.attention.forEach((a, i) => { const addr = addresses[nPrimary + i]; if (addr !== undefined) attentionPeers[a.id] = addr; });
   const out: WorkerAssignment[] = [];
   for (let s = 0; s < stages; s++) {
-    const layers = layersOfStage(spec.nLayers, stages, s);
+    const layers = layout.primary.stageLayers?.[s] ?? layersOfStage(spec.nLayers, stages, s);
     const tpPeers = Array.from({ length: tp }, (_, r) => addresses[s * tp + r] ?? '');
     for (let r = 0; r < tp; r++) {
       out.push({
@@ -85,6 +87,11 @@ function checkLayout(spec: ModelSpec, layout: ClusterLayout): void {
     if (a.slowdown !== undefined && !(a.slowdown >= 1)) problems.push(`${a.id}: slowdown must be >= 1, got ${a.slowdown}`);
   }
   if (!(layout.primary.kvCapacityBytes >= 0)) problems.push('primary KV capacity must be >= 0 bytes');
+  const sl = layout.primary.stageLayers;
+  if (sl !== undefined) {
+    const contiguous = sl.length === stages && sl.every((r, i) => r[1] > r[0] && r[0] === (i === 0 ? 0 : sl[i - 1]![1])) && sl[sl.length - 1]?.[1] === spec.nLayers;
+    if (!contiguous) problems.push(`stage layers ${JSON.stringify(sl)} do not cover layers 0..${spec.nLayers} in ${stages} contiguous ranges`);
+  }
   if (!(Number.isInteger(layout.blockSize) && layout.blockSize >= 1)) problems.push(`block size must be a positive integer, got ${layout.blockSize}`);
   if (problems.length > 0) throw new HetisError('bad_input', `cluster layout: ${problems.join('; ')}`);
 }

@@ -3,6 +3,7 @@
 // cluster executor drives a worker through (in this process or over the transport). Must not:
 // compute or do I/O.
 
+import type { RequestSampling } from '../engine/types.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { HeadKvExport } from './head-kv.js';
 import type { PrimaryTiming, StepSequence } from './primary.js';
@@ -43,15 +44,18 @@ export interface PrimaryStep {
   seqs: Int32Array;
   positions: Int32Array;
   sequences: StepSequence[];
-  /** Batch rows that need logits (last stage). */
+  /** Batch rows that need a token (last stage samples them). */
   logitRows: Int32Array;
+  /** How to draw each of those rows' token (null: greedy), parallel to logitRows. */
+  sampling: (RequestSampling | null)[];
   /** Hidden states [n, dim] from the previous stage (later stages). */
   x?: Float32Array;
 }
 
 export interface PrimaryStepReply {
   x: Float32Array;
-  logits?: Float32Array;
+  /** The last stage's rank 0: the token sampled for each logit row. */
+  tokens?: Int32Array;
   timing: PrimaryTiming;
 }
 

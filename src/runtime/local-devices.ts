@@ -67,7 +67,7 @@ export function localCostModel(spec: ModelSpec, profile?: ProfileFile): { cost: 
  */
 export function localEngineConfig(
   spec: ModelSpec, devices: readonly LocalDevice[], eosIds: readonly number[],
-  opts: { profile?: ProfileFile; tuning?: ServingTuning; stages?: number; tp?: number } = {},
+  opts: { profile?: ProfileFile; tuning?: ServingTuning; stages?: number; tp?: number; stageLayers?: [number, number][] } = {},
 ): EngineConfig {
   const primaries = devices.filter((d) => d.primary);
   if (primaries.length !== 1) throw new HetisError('bad_input', `a local cluster has exactly one primary device, got ${primaries.length}`);
@@ -75,10 +75,10 @@ export function localEngineConfig(
   const tuning = opts.tuning ?? SERVING_TUNING;
   const loopback = getLink('loopback');
   const nStages = opts.stages ?? 1;
-  const stages: DenseStage[] = Array.from({ length: nStages }, (_, s) => ({
-    spec: device, tp: opts.tp ?? 1, layers: layersOfStage(spec.nLayers, nStages, s)[1] - layersOfStage(spec.nLayers, nStages, s)[0],
-    hostLink: loopback, ...(s < nStages - 1 ? { nextLink: loopback } : {}),
-  }));
+  const stages: DenseStage[] = Array.from({ length: nStages }, (_, s) => {
+    const [a, b] = opts.stageLayers?.[s] ?? layersOfStage(spec.nLayers, nStages, s);
+    return { spec: device, tp: opts.tp ?? 1, layers: b - a, hostLink: loopback, ...(s < nStages - 1 ? { nextLink: loopback } : {}) };
+  });
   const perHeadToken = cost.kvBytesPerHeadToken();
   const dispatch: DispatchDevice[] = devices.map((d) => ({
     id: d.id, primary: d.primary, link: loopback, alive: true,

@@ -33,7 +33,8 @@ export function sampleRows(logits: Float32Array, vocab: number, sampled: readonl
   return out;
 }
 
-function draw(row: Float32Array, s: RequestSampling | undefined, position: number): number {
+/** The token for `position` from its logits row, drawn as `s` says (greedy when absent). */
+export function draw(row: Float32Array, s: RequestSampling | undefined, position: number): number {
   if (s === undefined || s.temperature === 0 || s.topK === 1) return argmax(row);
   return sampleToken(row, s, createRng(positionSeed(s.seed, position)));
 }

@@ -12,6 +12,7 @@ import { AttentionScratch, attendPacked, packedLength, type AttentionItem } from
 import type { MatmulKernels } from './kernels/types.js';
 import { PrimaryRunner, type AllReduce, type RemoteAttention } from './primary.js';
 import { kvHeadsOfRank, shardModel } from './shard.js';
+import { draw } from './step-sampling.js';
 
 
 /** Connections a worker needs, made by whoever hosts it. */
@@ -52,7 +53,12 @@ export class WorkerCore {
     const self = this.a.deviceId;
     const sequences = s.sequences.map((q) => ({ ...q, owners: q.owners.map((o) => (o === self ? 'local' : o)) }));
     const r = await this.runner.step(batch, sequences, this.links.remotes, s.x, s.logitRows);
-    return { x: r.x, ...(r.logits !== undefined ? { logits: r.logits } : {}), timing: r.timing };
+    if (r.logits === undefined) return { x: r.x, timing: r.timing };
+    const t0 = performance.now();
+    const vocab = this.a.spec.vocabSize;
+    const tokens = Int32Array.from(s.logitRows, (row, i) => draw(r.logits!.subarray(i * vocab, (i + 1) * vocab), s.sampling[i] ?? undefined, s.positions[row]! + 1));
+    r.timing.dense += (performance.now() - t0) / 1000;
+    return { x: new Float32Array(0), tokens, timing: r.timing }; // the last stage: nobody needs x
   }
 
   /** Attention for heads held here (an attention worker's one job). */

@@ -1,0 +1,107 @@
+// Owns: starting a cluster of worker processes on this machine (one per primary rank and per
+// attention device), connecting and assigning them, and stopping them by process id. Must not:
+// serve requests or decide the layout.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ModelSpec } from '../model/spec.js';
+import { HetisError } from '../util/errors.js';
+import { layoutAssignments, type ClusterLayout } from './cluster-layout.js';
+import type { KernelPreference } from './kernel-select.js';
+import { connectWorkers, type RemoteWorker } from './remote-worker.js';
+
+export interface LocalClusterOptions {
+  spec: ModelSpec;
+  modelPath: string;
+  tokenizerPath?: string;
+  layout: ClusterLayout;
+  /** Matrix-kernel threads per worker (default 1). */
+  threads?: number;
+  kernels?: KernelPreference;
+  /** Cluster token (default: a random one; workers here accept only this process). */
+  token?: string;
+  /** Heartbeat timeout, ms. */
+  timeoutMs?: number;
+  /** Seconds to wait for a worker to start (default 30). */
+  startTimeout?: number;
+  /** Worker log lines (their stderr). */
+  log?: (line: string) => void;
+}
+
+export interface LocalCluster {
+  workers: RemoteWorker[];
+  /** Worker processes, in the order of `workers`. */
+  processes: ChildProcess[];
+  token: string;
+  /** Shuts every worker down and waits for the processes to exit (kills them by pid if need be). */
+  close(): Promise<void>;
+}
+
+/** Command that runs worker-main: the compiled .js directly, the .ts source through tsx. */
+function workerCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  const entry = here.replace(/local-cluster\.(ts|js)$/, (_, ext: string) => `worker-main.${ext}`);
+  return here.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+}
+
+function startOne(args: object, o: LocalClusterOptions): Promise<{ proc: ChildProcess; address: string }> {
+  const proc = spawn(process.execPath, [...workerCommand(), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const log = o.log ?? (() => {});
+  createInterface({ input: proc.stderr! }).on('line', (l) => log(l));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new HetisError('internal', `worker (pid ${proc.pid}) did not start within ${o.startTimeout ?? 30} s`)); }, (o.startTimeout ?? 30) * 1000);
+    const lines = createInterface({ input: proc.stdout! });
+    lines.once('line', (l) => {
+      clearTimeout(timer);
+      try {
+        const { listening } = JSON.parse(l) as { listening: string };
+        resolve({ proc, address: listening });
+      } catch {
+        proc.kill('SIGKILL');
+        reject(new HetisError('internal', `worker (pid ${proc.pid}) printed '${l}' instead of its address`));
+      }
+    });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new HetisError('internal', `worker (pid ${proc.pid}) exited with code ${code} while starting`)); });
+  });
+}
+
+/** Waits for a process to exit, killing it after `ms`. */
+function reap(proc: ChildProcess, ms: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { if (proc.pid !== undefined) { try { process.kill(proc.pid, 'SIGKILL'); } catch { /* gone */ } } }, ms);
+    proc.once('exit', () => { clearTimeout(timer); resolve(); });
+  });
+}
+
+/** Starts, connects and assigns the workers of `o.layout`. */
+export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
+  const token = o.token ?? randomBytes(16).toString('hex');
+  const count = o.layout.primary.tp * o.layout.primary.stages + o.layout.attention.length;
+  const started: { proc: ChildProcess; address: string }[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const s of started) s.proc.stdin?.end();
+    await Promise.all(started.map((s) => reap(s.proc, 3000)));
+  };
+  try {
+    const results = await Promise.allSettled(Array.from({ length: count }, () => startOne({
+      listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto',
+    }, o)));
+    for (const r of results) if (r.status === 'fulfilled') started.push(r.value);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    const addresses = started.map((s) => s.address);
+    const assignments = layoutAssignments(o.spec, o.layout, { path: o.modelPath, ...(o.tokenizerPath !== undefined ? { tokenizer: o.tokenizerPath } : {}) }, addresses);
+    const workers = await connectWorkers(addresses, assignments, { token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+    const close = async (): Promise<void> => {
+      await Promise.all(workers.map((w) => w.shutdown()));
+      await stopAll();
+    };
+    return { workers, processes: started.map((s) => s.proc), token, close };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
