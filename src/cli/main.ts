@@ -10,6 +10,8 @@ import { planCommand } from './plan.js';
 import { simulateCommand } from './simulate.js';
 import { calibrateCommand } from './calibrate.js';
 import { profileCommand, DEFAULT_PROFILE_PATH } from './profile.js';
+import { serveCommand } from './serve.js';
+import { workerCommand } from './worker.js';
 
 const program = new Command();
 program
@@ -91,5 +93,36 @@ program
   .option('--json', 'one JSON line per system and rate')
   .option('--out <dir>', 'write results.json, results.csv, per-request CSVs and charts (SVG and PNG)')
   .action((opts) => runCommand(() => simulateCommand(opts)));
+
+program
+  .command('serve')
+  .description('serve the model over an OpenAI-compatible HTTP API, on a local cluster of worker processes (one primary, attention workers) by default')
+  .option('--model <path>', 'GGUF file or llama2.c checkpoint (default: the built-in model)')
+  .option('--tokenizer <path>', 'llama2.c tokenizer.bin (a GGUF carries its own)')
+  .option('--name <name>', 'model name clients use (default: the file name without extension)')
+  .option('--host <host>', 'address to bind the HTTP server to', '127.0.0.1')
+  .option('--port <n>', 'HTTP port (0: any free port)', num('--port', true), 8000)
+  .option('--api-key <key>', 'require this Bearer key on every request (default: HETIS_API_KEY if set)', process.env['HETIS_API_KEY'])
+  .option('--cluster <file>', 'cluster YAML whose devices carry the addresses of workers started with `hetis worker` (planned, then served)')
+  .option('--token <secret>', 'cluster token workers require (default: HETIS_TOKEN; a random one for a local cluster)')
+  .option('--primary-kv <bytes>', 'KV cache of the primary device (local cluster)', '32MiB')
+  .option('--attention <list>', "attention workers of the local cluster: KV size and optional slowdown each, e.g. '64MiB,32MiB:2'; 'none' for none", '64MiB,32MiB:2')
+  .option('--tp <n>', 'tensor-parallel ranks of the primary (local cluster)', num('--tp', true), 1)
+  .option('--pp <n>', 'pipeline stages of the primary (local cluster)', num('--pp', true), 1)
+  .option('--in-process', 'no worker processes: the model and every head in this process')
+  .option('--profile <file>', 'profile of this machine (default: .hetis-cache/profile-<model>.json, measured quickly when missing)')
+  .option('--threads <n>', 'matrix-kernel threads per worker', num('--threads', true), 1)
+  .addOption(new Option('--kernels <kind>', 'matrix kernels').choices(['auto', 'native', 'reference']).default('auto'))
+  .action((opts) => runCommand(() => serveCommand(opts)));
+
+program
+  .command('worker')
+  .description('run one worker (one device) that `hetis serve --cluster FILE` connects to: a primary or an attention worker, as the engine assigns')
+  .requiredOption('--listen <address>', "HOST:PORT, ':PORT', or unix:/path/to.sock")
+  .option('--token <secret>', 'cluster token peers must present (default: HETIS_TOKEN)')
+  .option('--threads <n>', 'matrix-kernel threads', num('--threads', true), 1)
+  .option('--kv-capacity <bytes>', 'most KV this worker may be assigned, e.g. 2GiB')
+  .addOption(new Option('--kernels <kind>', 'matrix kernels').choices(['auto', 'native', 'reference']).default('auto'))
+  .action((opts) => runCommand(() => workerCommand(opts)));
 
 await program.parseAsync(process.argv);

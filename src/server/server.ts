@@ -1,0 +1,345 @@
+// Owns: the OpenAI-compatible HTTP server: routes and methods, the bearer key, the Engine it
+// builds from a backend and drives with an EngineLoop, one Session per completion request
+// (whole or streamed as server-sent events), health, metrics and the cluster view.
+// Must not: run the model or place heads (the engine and executor do), or let a stack trace or
+// an internal message reach a client (errors.ts decides what a client sees).
+
+import { randomInt, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Engine } from '../engine/engine.js';
+import { EngineLoop } from '../engine/loop.js';
+import type { EngineListener, FinishReason } from '../engine/types.js';
+import type { ServeBackend } from './backend.js';
+import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat-template.js';
+import { ChoiceText } from './choice-text.js';
+import { ApiError, toErrorResponse } from './errors.js';
+import { hasBearer, readJson, sendError, sendEvent, sendJson, sendText, startEvents } from './http.js';
+import { ServerMetrics } from './metrics.js';
+import { Session, type SessionEvents } from './session.js';
+import { DEFAULT_LIMITS, parseChatBody, parseCompletionBody, type GenerationParams, type Limits } from './validate.js';
+import { choiceChunk, responseBody, usageChunk, usageOf, type ResponseMeta } from './wire.js';
+
+export interface ServerOptions {
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 0: a free one). */
+  port?: number;
+  /** When set, every /v1 route needs `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body, bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** How chat messages become a prompt (default: chat-template.ts's DEFAULT_CHAT_TEMPLATE). */
+  chatTemplate?: ChatTemplate;
+  /** max_tokens when a request gives none, capped by the room left in the context (default 256). */
+  defaultMaxTokens?: number;
+  /** Where request lines and server-side errors (with stacks) go (default: nowhere). */
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, no trailing slash (the OpenAI base URL is this + '/v1'). */
+  url: string;
+  port: number;
+  /** The engine the server owns (tests and the cluster backend read it). */
+  engine: Engine;
+  /** Ends every request, stops the engine loop, closes connections, then the backend. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+export const DEFAULT_MAX_TOKENS = 256;
+/** Steps /v1/cluster shows. */
+const CLUSTER_STEPS = 20;
+
+/** Starts serving `backend` over HTTP; resolves once listening. */
+export async function startServer(backend: ServeBackend, opts: ServerOptions = {}): Promise<RunningServer> {
+  const app = new HetisServer(backend, opts);
+  const port = await app.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
+  const host = opts.host ?? '127.0.0.1';
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, engine: app.engine, close: () => app.close() };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, path: string) => void | Promise<void>;
+
+interface Route {
+  match: (path: string) => boolean;
+  /** Needs the bearer key (when the server has one). */
+  auth: boolean;
+  methods: Partial<Record<'GET' | 'POST', Handler>>;
+}
+
+/** A checked completion request: what the engine is asked for. */
+interface Job {
+  p: GenerationParams;
+  meta: ResponseMeta;
+  promptTokens: number[];
+  maxTokens: number;
+  /** The request's stop strings, and for chat the template's. */
+  stop: string[];
+  /** Choice i samples with seed + i. */
+  seed: number;
+}
+
+/** Where a choice's engine request reports to. */
+interface ChoiceRoute {
+  session: Session;
+  index: number;
+}
+
+class HetisServer {
+  readonly engine: Engine;
+  private readonly loop: EngineLoop;
+  private readonly http: Server;
+  private readonly metrics = new ServerMetrics();
+  private readonly choices = new Map<string, ChoiceRoute>();
+  private readonly template: ChatTemplate;
+  private readonly log: (line: string) => void;
+  private readonly maxBodyBytes: number;
+  private readonly defaultMaxTokens: number;
+  private readonly limits: Limits;
+  private readonly routes: Route[];
+  private readonly started = Math.floor(Date.now() / 1000);
+  private loopRunning = true;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly backend: ServeBackend, private readonly opts: ServerOptions) {
+    this.template = opts.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
+    this.log = opts.log ?? (() => {});
+    this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.defaultMaxTokens = opts.defaultMaxTokens ?? DEFAULT_MAX_TOKENS;
+    this.limits = { ...DEFAULT_LIMITS, vocabSize: backend.spec.vocabSize };
+    const listener: EngineListener = {
+      onToken: (id, token, at) => {
+        this.metrics.token(id, at);
+        const c = this.choices.get(id);
+        c?.session.token(c.index, token);
+      },
+      onFinish: (record) => {
+        this.metrics.finish(record);
+        const c = this.choices.get(record.id);
+        this.choices.delete(record.id);
+        c?.session.finish(c.index, record);
+      },
+    };
+    this.engine = new Engine(backend.engineConfig, backend.executor, listener);
+    this.loop = new EngineLoop(this.engine, {
+      onStepError: (e) => this.stepFailed(e),
+      onStep: () => this.metrics.steps(this.engine.steps),
+    });
+    this.loop.start();
+    void this.loop.done.then(() => {
+      // Nothing will step again: release whoever still waits.
+      this.loopRunning = false;
+      this.engine.abortAll(this.closing !== undefined ? 'abort' : 'error');
+    });
+    const complete = (kind: 'text' | 'chat'): Handler => (req, res) => this.complete(req, res, kind);
+    this.routes = [
+      { match: (p) => p === '/v1/completions', auth: true, methods: { POST: complete('text') } },
+      { match: (p) => p === '/v1/chat/completions', auth: true, methods: { POST: complete('chat') } },
+      { match: (p) => p === '/v1/models', auth: true, methods: { GET: (_q, res) => sendJson(res, 200, { object: 'list', data: [this.modelCard()] }) } },
+      { match: (p) => p.startsWith('/v1/models/'), auth: true, methods: { GET: (_q, res, p) => this.model(res, p) } },
+      { match: (p) => p === '/v1/cluster', auth: true, methods: { GET: (_q, res) => sendJson(res, 200, this.cluster()) } },
+      { match: (p) => p === '/health', auth: false, methods: { GET: (_q, res) => this.health(res) } },
+      { match: (p) => p === '/metrics', auth: false, methods: { GET: (_q, res) => this.scrape(res) } },
+    ];
+    this.http = createServer((req, res) => { void this.handle(req, res); });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        this.http.off('error', reject);
+        resolve((this.http.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const closed = new Promise<void>((r) => this.http.close(() => r()));
+      this.engine.abortAll('abort');
+      await this.loop.stop();
+      this.engine.abortAll('abort');
+      // Let the handlers of aborted requests answer (503, or the end of their stream).
+      await new Promise<void>((r) => setImmediate(r));
+      this.http.closeAllConnections();
+      await closed;
+      await this.backend.close();
+    })();
+    return this.closing;
+  }
+
+  // ---- dispatch ---------------------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    res.on('finish', () => this.log(`${req.method} ${path} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
+    try {
+      const route = this.routes.find((r) => r.match(path));
+      if (route === undefined) throw new ApiError('not_found', `no route ${path}`);
+      const handler = req.method === 'GET' || req.method === 'POST' ? route.methods[req.method] : undefined;
+      if (handler === undefined) {
+        res.setHeader('allow', Object.keys(route.methods).join(', '));
+        throw new ApiError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${Object.keys(route.methods).join(' or ')}`);
+      }
+      if (route.auth && this.opts.apiKey !== undefined && !hasBearer(req, this.opts.apiKey)) {
+        throw new ApiError('invalid_api_key', 'missing or wrong API key: send Authorization: Bearer <key>');
+      }
+      await handler(req, res, path);
+    } catch (e) {
+      const r = toErrorResponse(e);
+      if (r.serverFault) this.log(`${req.method} ${path}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      sendError(res, r);
+    }
+  }
+
+  // ---- completions ------------------------------------------------------------------------------
+
+  private async complete(req: IncomingMessage, res: ServerResponse, kind: 'text' | 'chat'): Promise<void> {
+    const job = this.plan(await readJson(req, this.maxBodyBytes), kind);
+    const { meta, p, promptTokens } = job;
+    if (res.destroyed) return; // the client left while sending its body
+    const ids = Array.from({ length: p.n }, (_, i) => `${meta.id}-${i}`);
+    const texts = ids.map(() => new ChoiceText(this.backend.tokenizer, promptTokens, job.stop, kind === 'chat'));
+    const events = p.stream ? this.streamEvents(res, meta, p.includeUsage) : NO_EVENTS;
+    const session = new Session(ids, texts, events, (id, reason) => this.abort(id, reason));
+    ids.forEach((id, index) => this.choices.set(id, { session, index }));
+    // The client went away before the end: its requests stop now.
+    res.on('close', () => { if (!session.finished) session.cancel(); });
+    if (p.stream) {
+      startEvents(res);
+      if (kind === 'chat') ids.forEach((_, i) => sendEvent(res, choiceChunk(meta, i, '', null, { first: true, withUsage: p.includeUsage })));
+    }
+    const arrival = this.loop.now();
+    ids.forEach((id, i) => this.loop.submit({
+      id, arrival, promptTokens, promptLength: promptTokens.length, maxTokens: job.maxTokens,
+      sampling: { temperature: p.temperature, topK: p.topK, topP: p.topP, seed: job.seed + i },
+    }));
+
+    const results = await session.done;
+    if (results.some((r) => r.finishReason === 'error')) throw new ApiError('request_failed', 'the engine failed the request');
+    if (results.some((r) => r.finishReason === 'abort')) {
+      if (res.destroyed) return; // the client left
+      throw new ApiError('unavailable', 'the server is shutting down');
+    }
+    const usage = usageOf(promptTokens.length, results.reduce((a, r) => a + r.completionTokens, 0));
+    if (p.stream) {
+      if (p.includeUsage) sendEvent(res, usageChunk(meta, usage));
+      sendEvent(res, '[DONE]');
+      res.end();
+    } else {
+      const choices = results.map((r) => ({ text: r.text, finishReason: r.finishReason === 'length' ? 'length' as const : 'stop' as const }));
+      sendJson(res, 200, responseBody(meta, choices, usage));
+    }
+  }
+
+  /** Checks a completion body and works out what to ask the engine for; throws what the client sees. */
+  private plan(body: unknown, kind: 'text' | 'chat'): Job {
+    const p = kind === 'text' ? parseCompletionBody(body, this.limits) : parseChatBody(body, this.limits);
+    const { modelName, tokenizer, spec } = this.backend;
+    if (p.model !== modelName) {
+      throw new ApiError('model_not_found', `the model '${p.model}' does not exist; this server serves '${modelName}'`, 'model');
+    }
+    this.ensureServing();
+    const promptTokens = 'prompt' in p
+      ? (p.prompt.kind === 'text' ? tokenizer.encode(p.prompt.text, { bos: true }) : p.prompt.tokens)
+      : tokenizer.encode(this.template.render(p.messages), { bos: true });
+    const ctx = spec.contextLength;
+    if (promptTokens.length + 1 > ctx) {
+      throw new ApiError('context_length_exceeded',
+        `the prompt is ${promptTokens.length} tokens; the model's context is ${ctx}, which leaves no room to generate`,
+        kind === 'text' ? 'prompt' : 'messages');
+    }
+    return {
+      p, promptTokens,
+      meta: {
+        kind, id: `${kind === 'text' ? 'cmpl' : 'chatcmpl'}-${randomUUID().replace(/-/g, '')}`,
+        created: Math.floor(Date.now() / 1000), model: modelName,
+      },
+      maxTokens: p.maxTokens ?? Math.min(this.defaultMaxTokens, ctx - promptTokens.length),
+      stop: kind === 'chat' ? [...p.stop, ...this.template.stop] : p.stop,
+      seed: p.seed ?? randomInt(2 ** 31),
+    };
+  }
+
+  /** Events of a streamed response: each piece of text as a chunk, each end as a final chunk. */
+  private streamEvents(res: ServerResponse, meta: ResponseMeta, withUsage: boolean): SessionEvents {
+    return {
+      text: (i, text) => { sendEvent(res, choiceChunk(meta, i, text, null, { withUsage })); },
+      end: (i, reason, tail) => {
+        if (reason === 'stop' || reason === 'length') sendEvent(res, choiceChunk(meta, i, tail, reason, { withUsage }));
+      },
+    };
+  }
+
+  private abort(id: string, reason: FinishReason): void {
+    this.engine.abort(id, reason);
+    this.loop.poke();
+  }
+
+  private ensureServing(): void {
+    if (this.closing !== undefined) throw new ApiError('unavailable', 'the server is shutting down');
+    if (!this.loopRunning) throw new ApiError('unavailable', 'the engine has stopped');
+  }
+
+  /** A step threw: the backend decides; by default every request fails and serving goes on. */
+  private async stepFailed(e: unknown): Promise<boolean> {
+    this.log(`engine step failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    try {
+      if (this.backend.onStepError !== undefined) return await this.backend.onStepError(e, this.engine);
+    } catch (e2) {
+      this.log(`the backend's step-error handler failed: ${e2 instanceof Error ? e2.stack ?? e2.message : String(e2)}`);
+    }
+    this.engine.abortAll('error');
+    return true;
+  }
+
+  // ---- the other routes -------------------------------------------------------------------------
+
+  private modelCard(): object {
+    return { id: this.backend.modelName, object: 'model', created: this.started, owned_by: 'hetis' };
+  }
+
+  private model(res: ServerResponse, path: string): void {
+    const id = decodeURIComponent(path.slice('/v1/models/'.length));
+    if (id !== this.backend.modelName) throw new ApiError('model_not_found', `the model '${id}' does not exist; this server serves '${this.backend.modelName}'`, 'model');
+    sendJson(res, 200, this.modelCard());
+  }
+
+  private health(res: ServerResponse): void {
+    this.ensureServing();
+    sendJson(res, 200, { status: 'ok' });
+  }
+
+  private scrape(res: ServerResponse): void {
+    this.metrics.steps(this.engine.steps);
+    sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', this.metrics.render({ counts: this.engine.counts(), devices: this.engine.deviceView() }));
+  }
+
+  private cluster(): object {
+    const extra = new Map(this.backend.devices().map((d) => [d.id, d]));
+    const primary = new Map(this.backend.engineConfig.devices.map((d) => [d.id, d.primary]));
+    const { running, waiting } = this.engine.counts();
+    return {
+      model: this.backend.modelName,
+      running, waiting,
+      devices: this.engine.deviceView().map((d) => {
+        const x = extra.get(d.id);
+        return {
+          id: d.id, role: x?.role ?? (primary.get(d.id) ? 'primary+attention' : 'attention'),
+          pid: x?.pid ?? null, address: x?.address ?? null, alive: d.alive,
+          heads: d.heads, head_tokens: d.headTokens, kv_used_blocks: d.usedBlocks, kv_free_blocks: d.freeBlocks,
+        };
+      }),
+      steps: this.engine.steps.slice(-CLUSTER_STEPS).map((s) => ({
+        index: s.index, seconds: s.seconds, predicted_seconds: s.predictedSeconds,
+        prefill_tokens: s.prefillTokens, decode_tokens: s.decodeTokens, migrations: s.migrations, parts: s.parts ?? null,
+      })),
+    };
+  }
+}
+
+const NO_EVENTS: SessionEvents = { text: () => {}, end: () => {} };
