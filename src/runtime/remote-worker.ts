@@ -56,7 +56,13 @@ export class RemoteWorker implements WorkerHandle {
 export async function connectWorkers(addresses: readonly string[], assignments: readonly WorkerAssignment[], opts: { token?: string; timeoutMs?: number } = {}): Promise<RemoteWorker[]> {
   if (addresses.length !== assignments.length) throw new HetisError('internal', `${addresses.length} addresses for ${assignments.length} workers`);
   const copts = { ...(opts.token !== undefined ? { token: opts.token } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), name: 'hetis engine' };
-  const peers = await Promise.all(addresses.map((a) => connect(a, copts)));
+  const settled = await Promise.allSettled(addresses.map((a) => connect(a, copts)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const peers = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed !== undefined) {
+    await Promise.all(peers.map((p) => p.close()));
+    throw failed.reason;
+  }
   try {
     const pids = new Array<number>(peers.length).fill(0);
     const order = assignments.map((a, i) => ({ a, i }));

@@ -92,8 +92,19 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     return core;
   };
 
-  const assign = async (a: WorkerAssignment): Promise<Json> => {
-    if (core !== undefined) throw new HetisError('bad_input', `this worker is already ${a.deviceId === core.a.deviceId ? 'assigned' : `assigned to ${core.a.deviceId}`}`);
+  /** Back to unassigned (the engine that assigned it went away): KV, weights and peer links dropped. */
+  const reset = async (why: string): Promise<void> => {
+    if (core === undefined) return;
+    log(`${why}: dropping the assignment (${core.a.deviceId}) and waiting for an engine`);
+    core = undefined;
+    allReduce = undefined;
+    const links = outgoing.splice(0);
+    await Promise.all(links.map((p) => p.close()));
+  };
+
+  const assign = async (a: WorkerAssignment, from: Peer): Promise<Json> => {
+    if (core !== undefined) throw new HetisError('bad_input', `this worker is already assigned to ${core.a.deviceId} by another engine`);
+    from.onClose(() => { void reset('the engine disconnected'); });
     const bytes = a.kv.capacityBlocks * a.kv.blockSize * 2 * a.spec.headDim * (a.kv.layers[1] - a.kv.layers[0]) * 4;
     if (o.kvCapacityBytes !== undefined && bytes > o.kvCapacityBytes) {
       throw new HetisError('bad_input', `assigned ${bytes} bytes of KV, but this worker was started with --kv-capacity ${o.kvCapacityBytes}`);
@@ -131,13 +142,13 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     return { pid: process.pid };
   };
 
-  const handle = async (m: Message): Promise<Message | void> => {
+  const handle = async (m: Message, from: Peer): Promise<Message | void> => {
     const meta = (m.meta ?? {}) as Record<string, unknown>;
     switch (m.method) {
       case 'info':
         return reply({ pid: process.pid, assigned: core?.a.deviceId ?? null, kernels: o.kernels.name, kvCapacityBytes: o.kvCapacityBytes ?? null });
       case 'assign':
-        return reply(await assign(meta as unknown as WorkerAssignment));
+        return reply(await assign(meta as unknown as WorkerAssignment, from));
       case 'step': {
         const [tokens, seqs, positions, logitRows, x] = m.tensors;
         const s: PrimaryStep = {
@@ -190,7 +201,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   };
 
   server = await listen(o.listen, {
-    handler: (m) => handle(m),
+    handler: (m, from) => handle(m, from),
     ...(o.token !== undefined ? { token: o.token } : {}),
     ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
   });
