@@ -121,3 +121,38 @@ test('HeadKv counts blocks, refuses beyond capacity, and round-trips an export',
   kv.free(1);
   assert.equal(kv.usedBlocks(), 0);
 });
+
+test('a device that dies with migrations to it pending: its requests recompute on the others, same greedy tokens', async () => {
+  const { ClusterSupervisor } = await import('../src/runtime/supervisor.js');
+  const model = randomModel(GQA, 12);
+  const spec = model.spec;
+  const l = layout(1, 1);
+  const reqs = prompts(spec);
+  const single = localEngineConfig(spec, [{ id: 'local', primary: true, kvCapacityBytes: 64 << 20 }], [], { tuning: { blockSize: 8, tokenBudget: 24, maxRunning: 8, expectedOutput: 16, reserve: 0, redispatch: { enabled: false, memoryWatermark: 1, imbalance: 1, imbalanceSteps: 1 } } });
+  const want = await run(single, new LocalExecutor(model, kernels), reqs, 12);
+  const config: EngineConfig = { ...localEngineConfig(spec, layoutDevices(l), [], {}), placement: 'memory', tokenBudget: 24, blockSize: 8 };
+  config.redispatch = { ...config.redispatch, enabled: false };
+  const handles = inProcessCluster(model, layoutAssignments(spec, l), kernels);
+  let dead = false;
+  const victim = handles.find((h) => h.assignment.deviceId === 'attn-a')!;
+  victim.alive = () => !dead;
+  const exec = new ClusterExecutor(spec, handles);
+  const logs: string[] = [];
+  const sup = new ClusterSupervisor(exec, { log: (line) => logs.push(line) });
+  const out = reqs.map(() => [] as number[]);
+  const engine = new Engine(config, exec, { onToken: (id, tok) => out[Number(id)]!.push(tok) });
+  reqs.forEach((p, i) => engine.submit({ id: String(i), arrival: 0, promptTokens: p, promptLength: p.length, maxTokens: 12 }));
+  let moved = 0;
+  for (let s = 0; engine.hasWork() && s < 500; s++) {
+    if (s === 6) {
+      for (const id of engine.runningIds()) for (const h of engine.blockTable(id)) if (h.device !== 'attn-a' && engine.moveHead(id, h.head, 'attn-a')) moved++;
+      dead = true;
+    }
+    try { await engine.step(s); } catch (e) { assert.ok(sup.onStepError(e, engine)); }
+  }
+  assert.ok(moved > 0);
+  assert.deepEqual(out, want);
+  assert.ok(engine.records.every((r) => r.finishReason === 'length'), 'every request finished normally');
+  assert.ok(logs.some((x) => /attn-a is gone/.test(x)), logs.join('\n'));
+  assert.equal(engine.deviceView().find((d) => d.id === 'attn-a')!.alive, false);
+});

@@ -10,21 +10,19 @@ import type { ProfileFile } from '../cost/profile-types.js';
 import { modelShape, sameShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP16 } from '../cost/types.js';
-import type { Engine } from '../engine/engine.js';
 import { loadCluster } from '../hardware/cluster.js';
 import type { ModelSpec } from '../model/spec.js';
 import { planDeployment } from '../planner/plan.js';
 import { DEFAULT_PLANNER_OPTIONS } from '../planner/types.js';
 import { loadWorkloadSummary } from '../planner/workload.js';
-import { ClusterExecutor } from '../runtime/cluster-executor.js';
+import type { Tokenizer } from '../model/tokenizer.js';
 import { layoutFromPlan } from '../runtime/cluster-file.js';
-import { layoutAssignments, layoutDevices, type ClusterLayout } from '../runtime/cluster-layout.js';
+import type { ClusterLayout } from '../runtime/cluster-layout.js';
 import { getKernels, type KernelPreference } from '../runtime/kernel-select.js';
-import { startLocalCluster } from '../runtime/local-cluster.js';
-import { localEngineConfig, SERVING_TUNING } from '../runtime/local-devices.js';
+import { SERVING_TUNING } from '../runtime/local-devices.js';
 import { profileLocal } from '../runtime/profile.js';
-import { connectWorkers, type RemoteWorker } from '../runtime/remote-worker.js';
 import { inProcessBackend, type ServeBackend } from '../server/backend.js';
+import { localClusterBackend, remoteClusterBackend } from '../server/cluster-backend.js';
 import { startServer } from '../server/server.js';
 import { HetisError } from '../util/errors.js';
 import { formatBytes, parseBytes } from '../util/units.js';
@@ -85,42 +83,24 @@ function describe(layout: ClusterLayout): void {
   for (const a of layout.attention) say(`plan: ${a.id}: attention worker, KV ${formatBytes(a.kvCapacityBytes)}${a.slowdown ? `, emulated ${a.slowdown}x slower` : ''}`);
 }
 
-async function clusterBackend(f: ServeFlags, spec: ModelSpec, modelPath: string, base: Omit<ServeBackend, 'engineConfig' | 'executor' | 'devices' | 'close'>, profile: ProfileFile): Promise<ServeBackend> {
-  const eosIds = [...new Set([base.tokenizer.eosId, base.tokenizer.bosId])];
-  let layout: ClusterLayout;
-  let workers: RemoteWorker[];
-  let close: () => Promise<void>;
+async function clusterBackend(f: ServeFlags, spec: ModelSpec, modelPath: string, name: string, tokenizer: Tokenizer, profile: ProfileFile): Promise<ServeBackend> {
+  const common = { name, spec, tokenizer, modelPath: resolve(modelPath), profile, log: (l: string) => say(l) };
   if (f.cluster !== undefined) {
     const cluster = loadCluster(f.cluster);
     const plan = planDeployment(cluster, createRooflineCostModel(spec, FP16), loadWorkloadSummary('sharegpt'), DEFAULT_PLANNER_OPTIONS);
     const r = layoutFromPlan(cluster, plan, spec, SERVING_TUNING.blockSize);
     for (const n of r.notes) say(n);
-    layout = r.layout;
-    describe(layout);
+    describe(r.layout);
     const token = f.token ?? process.env['HETIS_TOKEN'];
-    workers = await connectWorkers(r.addresses, layoutAssignments(spec, layout, { path: resolve(modelPath), ...(f.tokenizer ? { tokenizer: resolve(f.tokenizer) } : {}) }, r.addresses), token ? { token } : {});
-    close = async () => { await Promise.all(workers.map((w) => w.peer.close())); };
-  } else {
-    layout = { primary: { id: 'primary', tp: f.tp, stages: f.pp, kvCapacityBytes: parseBytes(f.primaryKv, '--primary-kv') }, attention: parseAttentionList(f.attention), blockSize: SERVING_TUNING.blockSize };
-    describe(layout);
-    say(`starting ${f.tp * f.pp + layout.attention.length} worker processes`);
-    const c = await startLocalCluster({ spec, modelPath: resolve(modelPath), layout, threads: f.threads, kernels: f.kernels, ...(f.token ? { token: f.token } : {}), log: (l) => process.stderr.write(`${l}\n`) });
-    workers = c.workers;
-    close = c.close;
+    return remoteClusterBackend({ ...common, layout: r.layout, addresses: r.addresses, ...(token ? { token } : {}) });
   }
-  const engineConfig = localEngineConfig(spec, layoutDevices(layout), eosIds, {
-    profile, tp: layout.primary.tp, stages: layout.primary.stages, ...(layout.primary.stageLayers ? { stageLayers: layout.primary.stageLayers } : {}),
+  const layout: ClusterLayout = { primary: { id: 'primary', tp: f.tp, stages: f.pp, kvCapacityBytes: parseBytes(f.primaryKv, '--primary-kv') }, attention: parseAttentionList(f.attention), blockSize: SERVING_TUNING.blockSize };
+  describe(layout);
+  say(`starting ${f.tp * f.pp + layout.attention.length} worker processes`);
+  return localClusterBackend({
+    ...common, layout, threads: f.threads, kernels: f.kernels, ...(f.token ? { token: f.token } : {}),
+    log: (l: string) => process.stderr.write(`${l}\n`),
   });
-  return {
-    ...base, engineConfig, executor: new ClusterExecutor(spec, workers),
-    devices: () => workers.map((w) => ({ id: w.assignment.deviceId, role: w.assignment.primary ? 'primary+attention' as const : 'attention' as const, pid: w.pid, address: w.address })),
-    onStepError: (e: unknown, engine: Engine) => {
-      say(`a step failed: ${e instanceof Error ? e.message : String(e)}; failing the requests in flight`);
-      engine.abortAll('error');
-      return true;
-    },
-    close,
-  };
 }
 
 export async function serveCommand(f: ServeFlags): Promise<void> {
@@ -136,7 +116,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     say('in-process: one device holds every head');
   } else {
     const profile = await findProfile(spec, f.profile, f.threads, f.kernels);
-    backend = await clusterBackend(f, spec, modelPath, { modelName, spec, tokenizer }, profile);
+    backend = await clusterBackend(f, spec, modelPath, modelName, tokenizer, profile);
   }
   const server = await startServer(backend, { host: f.host, port: f.port, ...(f.apiKey !== undefined ? { apiKey: f.apiKey } : {}), log: (l) => say(l) });
   say(`serving ${modelName} on ${server.url} (OpenAI API under /v1; docs/serving.md)`);

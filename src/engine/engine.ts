@@ -114,6 +114,11 @@ export class Engine {
     return ids;
   }
 
+  /** Ids of the running requests (admitted, holding KV). */
+  runningIds(): string[] {
+    return this.running.map((s) => s.id);
+  }
+
   /** Tokens generated so far by a request that is still here. */
   generated(id: string): readonly number[] | undefined {
     return this.byId.get(id)?.generated;
@@ -201,6 +206,28 @@ export class Engine {
     assert(i >= 0, `unknown device ${id}`);
     this.devices[i]!.alive = false;
     this.migrate({ kind: 'failure', device: i });
+  }
+
+  /** A failed device is back (empty): the dispatcher may place heads on it again. */
+  reviveDevice(id: string): void {
+    const i = this.devices.findIndex((d) => d.id === id);
+    assert(i >= 0, `unknown device ${id}`);
+    assert(this.kv.usedBlocks(i) === 0, `device ${id} comes back holding KV`);
+    this.devices[i]!.alive = true;
+  }
+
+  /**
+   * Sends running requests back to wait, their KV dropped, to be recomputed from their tokens
+   * (after a step failed half-way and their KV on the workers can no longer be trusted).
+   * Without ids: every running request.
+   */
+  recompute(ids?: readonly string[]): void {
+    const targets = ids === undefined ? this.running : [...new Set(ids)].map((id) => this.byId.get(id)).filter((s): s is Sequence => s?.status === 'running');
+    for (const seq of targets) {
+      this.preempt(seq);
+      this.removeRunning(seq);
+      insertWaiting(this.waiting, seq);
+    }
   }
 
   // ---- admission, preemption, placement ------------------------------------------------

@@ -12,15 +12,28 @@ import type { HeadKvExport } from './head-kv.js';
 import type { StepSequence } from './primary.js';
 import { kvHeadsOfRank } from './shard.js';
 
+/** A step could not run because workers are gone: the engine devices they served. */
+export class DeviceFailure extends HetisError {
+  constructor(readonly devices: readonly string[], readonly primary: boolean, options?: { cause?: unknown }) {
+    super('internal', `worker${devices.length > 1 ? 's' : ''} of ${devices.join(', ')} unreachable`, options);
+    this.name = 'DeviceFailure';
+  }
+}
+
+/** How long a failed step waits for the connection of a killed worker to report closed, ms. */
+const CLOSE_GRACE_MS = 200;
+
 export class ClusterExecutor implements Executor {
   /** Primary ranks by stage, rank order. */
   readonly stages: WorkerHandle[][];
+  /** Requests whose KV was being moved by the last step that failed (their KV is suspect). */
+  interrupted: string[] = [];
   /** Handles of each engine device id (a primary device: all its ranks). */
   private readonly byDevice = new Map<string, WorkerHandle[]>();
   private readonly seqOf = new Map<string, number>();
   private nextSeq = 1;
 
-  constructor(readonly spec: ModelSpec, readonly workers: readonly WorkerHandle[]) {
+  constructor(readonly spec: ModelSpec, private workers: WorkerHandle[]) {
     for (const w of workers) {
       const list = this.byDevice.get(w.assignment.deviceId) ?? [];
       list.push(w);
@@ -39,7 +52,50 @@ export class ClusterExecutor implements Executor {
     return this.seqOf.get(request);
   }
 
+  /** The workers, in assignment order (a restarted worker takes its predecessor's place). */
+  get handles(): readonly WorkerHandle[] {
+    return this.workers;
+  }
+
+  /** Engine devices with a worker known gone. */
+  deadDevices(): string[] {
+    return [...this.byDevice].filter(([, hs]) => hs.some((h) => !h.alive())).map(([id]) => id);
+  }
+
+  /** Puts a restarted worker in the place of the one that served the same attention device. */
+  replace(handle: WorkerHandle): void {
+    const id = handle.assignment.deviceId;
+    const i = this.workers.findIndex((w) => w.assignment.deviceId === id && w.assignment.primary === undefined);
+    if (i < 0) throw new HetisError('internal', `no attention device ${id} to replace`);
+    this.workers[i] = handle;
+    this.byDevice.set(id, [handle]);
+  }
+
   async execute(step: StepPlan): Promise<StepResult> {
+    try {
+      return await this.run(step);
+    } catch (e) {
+      this.interrupted = step.migrations.map((m) => m.request);
+      if (e instanceof DeviceFailure) throw e;
+      // A killed worker's connections close promptly; give the close a moment to be seen.
+      await new Promise((r) => setTimeout(r, CLOSE_GRACE_MS));
+      const dead = this.deadDevices();
+      if (dead.length > 0) throw new DeviceFailure(dead, this.isPrimary(dead), { cause: e });
+      throw e;
+    }
+  }
+
+  private isPrimary(devices: readonly string[]): boolean {
+    return devices.some((d) => this.byDevice.get(d)?.some((h) => h.assignment.primary !== undefined) ?? false);
+  }
+
+  private async run(step: StepPlan): Promise<StepResult> {
+    const dead = this.deadDevices();
+    if (dead.length > 0) {
+      const used = new Set([...Object.values(step.headDevices).flat(), ...step.migrations.flatMap((m) => [m.from, m.to])]);
+      const blocking = dead.filter((d) => used.has(d) || this.isPrimary([d]));
+      if (blocking.length > 0) throw new DeviceFailure(blocking, this.isPrimary(blocking));
+    }
     const t0 = performance.now();
     await this.free(step.freed);
     const t1 = performance.now();
@@ -102,7 +158,7 @@ export class ClusterExecutor implements Executor {
   private async free(ids: readonly string[]): Promise<void> {
     const seqs = ids.map((id) => this.seqOf.get(id)).filter((s): s is number => s !== undefined);
     for (const id of ids) this.seqOf.delete(id);
-    if (seqs.length > 0) await Promise.all(this.workers.map((w) => w.free(seqs)));
+    if (seqs.length > 0) await Promise.all(this.workers.filter((w) => w.alive()).map((w) => w.free(seqs)));
   }
 
   /** The workers of `device` that hold layers of `head` (a primary device: the owning rank of each stage). */

@@ -73,6 +73,10 @@ export interface WorkerStats {
 /** How the cluster executor talks to one worker (in-process object, or a transport peer). */
 export interface WorkerHandle {
   readonly assignment: WorkerAssignment;
+  /** False once its process is known gone (connection closed, heartbeat lost). */
+  alive(): boolean;
+  /** Primaries: (re)connect to attention device `deviceId` at `address` (a restarted worker). */
+  connectAttention?(deviceId: string, address: string): Promise<void>;
   step(s: PrimaryStep): Promise<PrimaryStepReply>;
   free(seqs: number[]): Promise<void>;
   exportHead(seq: number, head: number): Promise<HeadKvExport>;

@@ -40,6 +40,7 @@ export class RendezvousAllReduce {
 class CoreHandle implements WorkerHandle {
   constructor(readonly core: WorkerCore) {}
   get assignment(): WorkerAssignment { return this.core.a; }
+  alive(): boolean { return true; }
   step(s: PrimaryStep): Promise<PrimaryStepReply> { return this.core.step(s); }
   free(seqs: number[]): Promise<void> { this.core.free(seqs); return Promise.resolve(); }
   exportHead(seq: number, head: number): Promise<HeadKvExport> { return Promise.resolve(this.core.exportHead(seq, head)); }

@@ -35,6 +35,11 @@ export interface LocalCluster {
   /** Worker processes, in the order of `workers`. */
   processes: ChildProcess[];
   token: string;
+  /**
+   * Starts a new process for attention device `deviceId` (its old one died), assigns it the same
+   * role, and returns its handle (in `workers` and `processes` in place of the old one).
+   */
+  restart(deviceId: string): Promise<RemoteWorker>;
   /** Shuts every worker down and waits for the processes to exit (kills them by pid if need be). */
   close(): Promise<void>;
 }
@@ -94,12 +99,24 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     const addresses = started.map((s) => s.address);
     const assignments = layoutAssignments(o.spec, o.layout, { path: o.modelPath, ...(o.tokenizerPath !== undefined ? { tokenizer: o.tokenizerPath } : {}) }, addresses);
-    const workers = await connectWorkers(addresses, assignments, { token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) });
+    const copts = { token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) };
+    const workers = await connectWorkers(addresses, assignments, copts);
+    const processes = started.map((s) => s.proc);
     const close = async (): Promise<void> => {
       await Promise.all(workers.map((w) => w.shutdown()));
       await stopAll();
     };
-    return { workers, processes: started.map((s) => s.proc), token, close };
+    const restart = async (deviceId: string): Promise<RemoteWorker> => {
+      const i = workers.findIndex((w) => w.assignment.deviceId === deviceId && w.assignment.primary === undefined);
+      if (i < 0) throw new HetisError('bad_input', `no attention device '${deviceId}' to restart`);
+      const s = await startOne({ listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto' }, o);
+      started.push(s);
+      const [w] = await connectWorkers([s.address], [workers[i]!.assignment], copts);
+      workers[i] = w!;
+      processes[i] = s.proc;
+      return w!;
+    };
+    return { workers, processes, token, restart, close };
   } catch (e) {
     await stopAll();
     throw e;

@@ -11,6 +11,14 @@ import { connect, type Json, type Peer, type Tensor } from './transport/index.js
 export class RemoteWorker implements WorkerHandle {
   constructor(readonly peer: Peer, readonly assignment: WorkerAssignment, readonly address: string, readonly pid: number) {}
 
+  alive(): boolean {
+    return !this.peer.closed;
+  }
+
+  async connectAttention(deviceId: string, address: string): Promise<void> {
+    await this.peer.request('peers.update', { deviceId, address });
+  }
+
   async step(s: PrimaryStep): Promise<PrimaryStepReply> {
     const tensors: Tensor[] = [s.tokens, s.seqs, s.positions, s.logitRows, ...(s.x !== undefined ? [s.x] : [])];
     const r = await this.peer.request('step', { index: s.index, sequences: s.sequences as unknown as Json, sampling: s.sampling as unknown as Json }, tensors);

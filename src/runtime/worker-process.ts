@@ -87,6 +87,26 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const closed = new Promise<void>((r) => { resolveClosed = r; });
   let server: TransportServer | undefined;
 
+  /** Attention devices this primary sends to, by device id (mutated when one is replaced). */
+  const remotes = new Map<string, RemoteAttention>();
+  const remotePeers = new Map<string, Peer>();
+  let peerOpts: { token?: string; timeoutMs?: number; name?: string } = {};
+
+  /** Connects to attention device `id` at `addr`, replacing an earlier connection to it. */
+  const linkAttention = async (id: string, addr: string): Promise<void> => {
+    const peer = await connect(addr, peerOpts);
+    const old = remotePeers.get(id);
+    if (old !== undefined) { outgoing.splice(outgoing.indexOf(old), 1); void old.close(); }
+    outgoing.push(peer);
+    remotePeers.set(id, peer);
+    remotes.set(id, {
+      attend: async (layer, items, q, k, v) => {
+        const r = await peer.request('attend', { layer, items: items as unknown as Json }, [q, k, v]);
+        return f32(r.tensors[0], `attention output from ${id}`);
+      },
+    });
+  };
+
   const need = (): WorkerCore => {
     if (core === undefined) throw new HetisError('bad_input', 'this worker has no assignment yet');
     return core;
@@ -98,6 +118,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     log(`${why}: dropping the assignment (${core.a.deviceId}) and waiting for an engine`);
     core = undefined;
     allReduce = undefined;
+    remotes.clear();
+    remotePeers.clear();
     const links = outgoing.splice(0);
     await Promise.all(links.map((p) => p.close()));
   };
@@ -110,21 +132,13 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       throw new HetisError('bad_input', `assigned ${bytes} bytes of KV, but this worker was started with --kv-capacity ${o.kvCapacityBytes}`);
     }
     const opts = { ...(o.token !== undefined ? { token: o.token } : {}), ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) };
-    const remotes = new Map<string, RemoteAttention>();
+    remotes.clear();
     let model;
     if (a.primary !== undefined) {
       if (a.modelPath === undefined) throw new HetisError('bad_input', 'a primary assignment needs modelPath');
       model = loadModel(a.modelPath).model;
-      for (const [id, addr] of Object.entries(a.attentionPeers)) {
-        const peer = await connect(addr, { ...opts, name: `${a.deviceId} rank ${a.primary.rank} stage ${a.primary.stage}` });
-        outgoing.push(peer);
-        remotes.set(id, {
-          attend: async (layer, items, q, k, v) => {
-            const r = await peer.request('attend', { layer, items: items as unknown as Json }, [q, k, v]);
-            return f32(r.tensors[0], `attention output from ${id}`);
-          },
-        });
-      }
+      peerOpts = { ...opts, name: `${a.deviceId} rank ${a.primary.rank} stage ${a.primary.stage}` };
+      for (const [id, addr] of Object.entries(a.attentionPeers)) await linkAttention(id, addr);
       const p = a.primary;
       if (p.size > 1) {
         const peers = new Map<number, Peer>();
@@ -169,6 +183,10 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         if (allReduce === undefined) throw new HetisError('bad_input', 'all-reduce sent to a worker outside a tensor-parallel group');
         allReduce.deliver(String(meta['tag']), Number(meta['rank']), f32(m.tensors[0], 'all-reduce part'));
         return;
+      case 'peers.update':
+        if (need().a.primary === undefined) throw new HetisError('bad_input', 'only primaries connect to attention devices');
+        await linkAttention(String(meta['deviceId']), String(meta['address']));
+        return reply(null);
       case 'free':
         need().free(meta['seqs'] as number[]);
         return reply(null);
