@@ -13,6 +13,7 @@ import { generate } from '../src/runtime/generate.js';
 import { getKernels } from '../src/runtime/kernel-select.js';
 import { localClusterBackend, type ClusterBackend } from '../src/server/cluster-backend.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
+import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import { resolve } from 'node:path';
 import { repoRoot } from './helpers/shared.js';
 
@@ -24,11 +25,15 @@ const greedy = (p: string, n: number): string => generate(forward, tokenizer, p,
 const PROMPTS = Array.from({ length: 16 }, (_, i) => `${['And', 'Then', 'Behold', 'Now'][i % 4]} the ${['LORD', 'king', 'people', 'prophet'][(i >> 2) % 4]} said unto`);
 const MAX = 40;
 
-async function start(): Promise<{ server: RunningServer; backend: ClusterBackend; client: OpenAI; rejoined: string[] }> {
+async function start(small = false): Promise<{ server: RunningServer; backend: ClusterBackend; client: OpenAI; rejoined: string[] }> {
   const rejoined: string[] = [];
   const backend = await localClusterBackend({
-    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, timeoutMs: 3000, log: (l) => { if (process.env['FAULT_LOG']) process.stderr.write(`${l}\n`); },
-    layout: { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: [{ id: 'attn-1', kvCapacityBytes: 32 << 20 }, { id: 'attn-2', kvCapacityBytes: 32 << 20 }], blockSize: 16 },
+    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, timeoutMs: 3000,
+    // Small: room for about four requests, and reservations of 4 tokens so that more are admitted than fit.
+    ...(small ? { tuning: { ...SERVING_TUNING, expectedOutput: 4 } } : {}), log: (l) => { if (process.env['FAULT_LOG']) process.stderr.write(`${l}\n`); },
+    layout: small
+      ? { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 256 << 10 }, attention: [{ id: 'attn-1', kvCapacityBytes: 512 << 10 }, { id: 'attn-2', kvCapacityBytes: 512 << 10 }], blockSize: 16 }
+      : { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: [{ id: 'attn-1', kvCapacityBytes: 32 << 20 }, { id: 'attn-2', kvCapacityBytes: 32 << 20 }], blockSize: 16 },
   });
   const onRejoin = (d: string): void => { rejoined.push(d); };
   (backend.supervisor as unknown as { o: { onRejoin?: (d: string) => void } }).o.onRejoin = onRejoin;
@@ -120,6 +125,20 @@ test('primary killed: every client gets an error quickly, /health turns unhealth
     const health = await fetch(`${server.url}/health`);
     assert.equal(health.status, 503);
     void t0;
+  } finally {
+    await server.close();
+  }
+});
+
+test('KV so small that requests are preempted: every request completes with the fault-free output', { timeout: 120_000 }, async () => {
+  const want = PROMPTS.map((p) => greedy(p, MAX));
+  const { server, client } = await start(true);
+  try {
+    const got = await streamAll(client, PROMPTS, () => {});
+    assert.deepEqual(got, want);
+    const preemptions = server.engine.records.reduce((a, r) => a + r.preemptions, 0);
+    assert.ok(preemptions > 0, 'requests were preempted and recomputed');
+    assert.ok(server.engine.records.every((r) => r.finishReason === 'length'));
   } finally {
     await server.close();
   }

@@ -74,7 +74,8 @@ export class Engine {
   private now = 0;
 
   constructor(readonly config: EngineConfig, private readonly executor: Executor, private readonly listener: EngineListener = {}) {
-    this.devices = config.devices.map((d) => ({ ...d }));
+    // Capacity in whole blocks (what the KV manager can hand out), in head-tokens.
+    this.devices = config.devices.map((d) => ({ ...d, capacity: Math.floor(d.capacity / config.blockSize) * config.blockSize }));
     this.kv = new KvManager(this.devices.map((d) => Math.floor(d.capacity / config.blockSize)), config.blockSize);
     this.loads = this.devices.map(() => ({ reserved: 0, headTokens: 0, heads: 0 }));
     this.virtual = Array.from({ length: config.pipeline ? Math.max(1, config.stages.length) : 1 }, () => []);
@@ -234,7 +235,9 @@ export class Engine {
 
   private admit(seq: Sequence): boolean {
     const kvHeads = this.config.cost.model.nKvHeads;
-    const expected = Math.max(seq.numTokens, seq.req.promptLength + Math.min(seq.req.maxTokens, this.config.expectedOutput));
+    // Reservations are whole blocks, as the KV manager hands them out (a head of 33 tokens
+    // holds 48 positions with 16-token blocks), so what the dispatcher admits can be allocated.
+    const expected = this.roundToBlocks(Math.max(seq.numTokens, seq.req.promptLength + Math.min(seq.req.maxTokens, this.config.expectedOutput)));
     const state = this.stateView();
     const request = { id: seq.id, kvHeads, contextTokens: seq.numTokens, expectedTokens: expected };
     const p = this.config.placement === 'cost' ? placeHeads(request, state, this.disp) : placeHeadsByMemory(request, state);
@@ -248,6 +251,11 @@ export class Engine {
     seq.status = 'running';
     this.addLoad(seq, 1);
     return true;
+  }
+
+  private roundToBlocks(tokens: number): number {
+    const b = this.config.blockSize;
+    return Math.ceil(tokens / b) * b;
   }
 
   private preempt(seq: Sequence): void {
@@ -349,8 +357,9 @@ export class Engine {
       // The new token's KV position is computed next step: loads follow the context.
       seq.counts!.forEach((c, i) => { this.loads[i]!.headTokens += c * (seq.numTokens - before); });
       if (seq.numTokens > seq.expected) {
-        seq.counts!.forEach((c, i) => { this.loads[i]!.reserved += c * (seq.numTokens - seq.expected); });
-        seq.expected = seq.numTokens;
+        const grown = this.roundToBlocks(seq.numTokens);
+        seq.counts!.forEach((c, i) => { this.loads[i]!.reserved += c * (grown - seq.expected); });
+        seq.expected = grown;
       }
       if (seq.generated.length >= seq.req.maxTokens || seq.numTokens >= context) this.finish(seq, 'length', end);
     }
