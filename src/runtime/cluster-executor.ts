@@ -28,6 +28,8 @@ export class ClusterExecutor implements Executor {
   readonly stages: WorkerHandle[][];
   /** Requests whose KV was being moved by the last step that failed (their KV is suspect). */
   interrupted: string[] = [];
+  /** Dead devices already reported by a DeviceFailure (until a restarted worker replaces them). */
+  private readonly reported = new Set<string>();
   /** Handles of each engine device id (a primary device: all its ranks). */
   private readonly byDevice = new Map<string, WorkerHandle[]>();
   private readonly seqOf = new Map<string, number>();
@@ -69,6 +71,7 @@ export class ClusterExecutor implements Executor {
     if (i < 0) throw new HetisError('internal', `no attention device ${id} to replace`);
     this.workers[i] = handle;
     this.byDevice.set(id, [handle]);
+    this.reported.delete(id);
   }
 
   async execute(step: StepPlan): Promise<StepResult> {
@@ -79,7 +82,8 @@ export class ClusterExecutor implements Executor {
       if (e instanceof DeviceFailure) throw e;
       // A killed worker's connections close promptly; give the close a moment to be seen.
       await new Promise((r) => setTimeout(r, CLOSE_GRACE_MS));
-      const dead = this.deadDevices();
+      const dead = this.deadDevices().filter((d) => !this.reported.has(d));
+      for (const d of dead) this.reported.add(d);
       if (dead.length > 0) throw new DeviceFailure(dead, this.isPrimary(dead), { cause: e });
       throw e;
     }
@@ -90,11 +94,12 @@ export class ClusterExecutor implements Executor {
   }
 
   private async run(step: StepPlan): Promise<StepResult> {
-    const dead = this.deadDevices();
+    // A worker seen gone since the last step is reported before anything runs (whether or not
+    // this step needs it), so its device is failed and restarted between steps.
+    const dead = this.deadDevices().filter((d) => !this.reported.has(d));
     if (dead.length > 0) {
-      const used = new Set([...Object.values(step.headDevices).flat(), ...step.migrations.flatMap((m) => [m.from, m.to])]);
-      const blocking = dead.filter((d) => used.has(d) || this.isPrimary([d]));
-      if (blocking.length > 0) throw new DeviceFailure(blocking, this.isPrimary(blocking));
+      for (const d of dead) this.reported.add(d);
+      throw new DeviceFailure(dead, this.isPrimary(dead));
     }
     const t0 = performance.now();
     await this.free(step.freed);
