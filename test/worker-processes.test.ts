@@ -18,6 +18,7 @@ import { ClusterExecutor } from '../src/runtime/cluster-executor.js';
 import { startLocalCluster } from '../src/runtime/local-cluster.js';
 import { randomModel, syntheticVocab } from './helpers/random-model.js';
 import { tempDir } from './helpers/files.js';
+import { missingShared, stories260K } from './helpers/shared.js';
 
 const GQA: ModelSpec = {
   name: 'random-gqa', nLayers: 4, nHeads: 8, nKvHeads: 4, headDim: 6, dim: 40, ffnDim: 72,
@@ -94,4 +95,11 @@ test('worker processes: heads migrated between processes mid-generation change n
     }
   });
   assert.ok(moved >= 8, `moved ${moved} heads`);
+});
+
+test('worker processes: stories260K over three processes, TP=2 and PP=2 equal the single process', { timeout: 120_000, skip: missingShared(stories260K) }, async () => {
+  const model = loadModel(stories260K).model;
+  await compare(model, stories260K, layout(1, 1));
+  await compare(model, stories260K, layout(2, 1));
+  await compare(model, stories260K, layout(1, 2));
 });
