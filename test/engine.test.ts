@@ -128,3 +128,19 @@ test('a pipelined engine keeps one micro-batch per stage in flight: issued every
   assert.ok(Math.abs(a.firstTokenAt! - engine.steps[0]!.seconds) < 1e-12);
   assert.ok(engine.records.every((r) => r.outputLength === 3 && r.finishReason === 'stop'));
 });
+
+test('history: a long-running engine keeps about the last N steps and records; listeners see every one', async () => {
+  const cfg = config([256], { history: 3 });
+  const outputs = new Map(Array.from({ length: 12 }, (_, i) => [`r${i}`, 3] as [string, number]));
+  const seen: number[] = [];
+  const finished: string[] = [];
+  const engine = new Engine(cfg, new SimulatedExecutor(cost, cfg.stages, cfg.devices, outputs), { onStep: (s) => seen.push(s.index), onFinish: (r) => finished.push(r.id) });
+  for (let i = 0; i < 12; i++) engine.submit(req(`r${i}`, 2, 3));
+  for (let t = 0; engine.hasWork(); t++) await engine.step(t);
+  assert.equal(finished.length, 12);
+  assert.ok(seen.length > 6);
+  assert.deepEqual(seen, seen.map((_, i) => i), 'every step, in order');
+  assert.ok(engine.steps.length >= 3 && engine.steps.length < 6, `kept ${engine.steps.length} steps`);
+  assert.equal(engine.steps[engine.steps.length - 1]!.index, seen[seen.length - 1]);
+  assert.ok(engine.records.length >= 3 && engine.records.length < 6);
+});

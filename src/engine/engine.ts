@@ -41,6 +41,11 @@ export interface EngineConfig {
    * pipeline.
    */
   pipeline: boolean;
+  /**
+   * Keep only about this many of the latest step and request records (a long-running server;
+   * listeners see every one as it happens). Absent: keep all (simulation reads them at the end).
+   */
+  history?: number;
   redispatch: {
     enabled: boolean;
     /** A device whose used blocks pass this fraction sheds heads. */
@@ -191,13 +196,16 @@ export class Engine {
     const result = await this.executor.execute(plan);
     const interval = result.interval ?? result.seconds;
     this.update(chunks, result.sampled, now + result.seconds);
-    this.steps.push({
+    this.trim(this.steps);
+    const record: StepRecord = {
       index: plan.index, start: now, seconds: result.seconds, interval, predictedSeconds: plan.predicted.seconds,
       prefillTokens: plan.shape.prefill.reduce((a, c) => a + c.tokens, 0), decodeTokens: plan.shape.decodeTokens,
       migrations: plan.migrations.length, migratedBytes: plan.migrations.reduce((a, m) => a + m.positions, 0) * this.config.cost.kvBytesPerHeadToken(),
       kvUsedBlocks: Object.fromEntries(this.devices.map((d, i) => [d.id, this.kv.usedBlocks(i)])),
       ...(result.parts !== undefined ? { parts: result.parts } : {}),
-    });
+    };
+    this.steps.push(record);
+    this.listener.onStep?.(record);
     return interval;
   }
 
@@ -207,6 +215,12 @@ export class Engine {
     assert(i >= 0, `unknown device ${id}`);
     this.devices[i]!.alive = false;
     this.migrate({ kind: 'failure', device: i });
+  }
+
+  /** Drops the oldest half of a history past twice the configured length (amortised O(1)). */
+  private trim<T>(list: T[]): void {
+    const keep = this.config.history;
+    if (keep !== undefined && list.length >= 2 * keep) list.splice(0, list.length - keep);
   }
 
   /** A failed device is back (empty): the dispatcher may place heads on it again. */
@@ -378,6 +392,7 @@ export class Engine {
       ...(seq.firstTokenAt !== undefined ? { firstTokenAt: seq.firstTokenAt } : {}),
       finishedAt: at, finishReason: reason, preemptions: seq.preemptions,
     };
+    this.trim(this.records);
     this.records.push(record);
     this.listener.onFinish?.(record);
   }

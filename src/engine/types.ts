@@ -143,4 +143,6 @@ export interface EngineListener {
   onToken?(id: string, token: number, at: number): void;
   /** Request `record.id` finished (any reason); nothing more comes for it. */
   onFinish?(record: RequestRecord): void;
+  /** A step finished (its record, also appended to Engine.steps). */
+  onStep?(record: StepRecord): void;
 }
