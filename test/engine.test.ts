@@ -140,7 +140,7 @@ test('history: a long-running engine keeps about the last N steps and records; l
   assert.equal(finished.length, 12);
   assert.ok(seen.length > 6);
   assert.deepEqual(seen, seen.map((_, i) => i), 'every step, in order');
-  assert.ok(engine.steps.length >= 3 && engine.steps.length < 6, `kept ${engine.steps.length} steps`);
+  assert.ok(engine.steps.length >= 3 && engine.steps.length <= 6, `kept ${engine.steps.length} steps`);
   assert.equal(engine.steps[engine.steps.length - 1]!.index, seen[seen.length - 1]);
-  assert.ok(engine.records.length >= 3 && engine.records.length < 6);
+  assert.ok(engine.records.length >= 3 && engine.records.length <= 6);
 });
