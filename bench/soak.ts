@@ -36,6 +36,8 @@ const KILL_EVERY = Number(values['kill-every']);
 const INTERVAL = Number(values.interval);
 const rng = createRng(Number(values.seed));
 const emit = (o: object): void => { process.stdout.write(`${JSON.stringify(o)}\n`); };
+const started = performance.now();
+const elapsedNow = (): number => (performance.now() - started) / 1000;
 
 const MODEL = join(root, 'models/hetis-kjv.gguf');
 const loaded = loadModel(MODEL);
@@ -139,6 +141,7 @@ async function one(url: string, id: number): Promise<void> {
 async function main(): Promise<void> {
   const backend = await localClusterBackend({
     name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, timeoutMs: 3000,
+    log: (line) => process.stderr.write(`[soak ${elapsedNow().toFixed(1)}s] ${line}\n`),
     layout: { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: [{ id: 'attn-1', kvCapacityBytes: 8 << 20 }, { id: 'attn-2', kvCapacityBytes: 4 << 20, slowdown: 2 }], blockSize: 16 },
   });
   const rejoin = backend.supervisor as unknown as { o: { onRejoin?: (d: string) => void } };

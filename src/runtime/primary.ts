@@ -136,7 +136,9 @@ export class PrimaryRunner {
         packHeads(this.q, qw, h0, block, r.items, r.rows, q);
         packHeads(this.k, kw, h0, hd, r.items, r.rows, k);
         packHeads(this.v, kw, h0, hd, r.items, r.rows, v);
-        pending.push({ route: r, out: remotes.get(r.owner)!.attend(l, r.items, q, k, v) });
+        const out = remotes.get(r.owner)!.attend(l, r.items, q, k, v);
+        out.catch(() => {}); // observed below; this keeps a rejection from going unhandled if local work throws first
+        pending.push({ route: r, out });
       }
       if (local !== undefined) {
         const q = new Float32Array(packedLength(local.items, block));
@@ -150,7 +152,11 @@ export class PrimaryRunner {
         unpackHeads(out, qw, h0, block, local.items, local.rows, this.attn);
       }
       lap('attention');
-      for (const p of pending) unpackHeads(await p.out, qw, h0, block, p.route.items, p.route.rows, this.attn);
+      // Wait for every owner even when one fails, so no rejection is left unobserved.
+      const outs = await Promise.allSettled(pending.map((p) => p.out));
+      const failed = outs.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      pending.forEach((p, i) => unpackHeads((outs[i] as PromiseFulfilledResult<Float32Array>).value, qw, h0, block, p.route.items, p.route.rows, this.attn));
       lap('wait');
       await this.postAttention(l, x, n, lap);
     }
