@@ -7,11 +7,11 @@ import { Tokenizer } from '../src/model/tokenizer.js';
 import { HetisError, type ErrorCode } from '../src/util/errors.js';
 import { DEFAULT_CHAT_TEMPLATE } from '../src/server/chat-template.js';
 import { ChoiceText } from '../src/server/choice-text.js';
-import { ApiError, toErrorResponse } from '../src/server/errors.js';
-import { parseChatBody, parseCompletionBody, DEFAULT_LIMITS } from '../src/server/validate.js';
+import { ApiError, shown, toErrorResponse } from '../src/server/errors.js';
+import { parseChatBody, parseCompletionBody, DEFAULT_LIMITS, GREEDY_BELOW } from '../src/server/validate.js';
 import { repoRoot } from './helpers/shared.js';
 
-const limits = { ...DEFAULT_LIMITS, vocabSize: 100 };
+const limits = { ...DEFAULT_LIMITS, vocabSize: 100, contextLength: 64 };
 
 function issuesOf(fn: () => unknown): string {
   try {
@@ -63,6 +63,50 @@ test('chat bodies: roles, text parts, max_completion_tokens', () => {
   assert.match(issuesOf(() => parseChatBody({ model: 'm', messages: [] }, limits)), /messages: /);
 });
 
+test('limits: n, stop strings, max_tokens, messages, content parts, lone surrogates, tiny temperatures', () => {
+  const base = { model: 'm', prompt: 'x' };
+  assert.equal(parseCompletionBody({ ...base, n: 8 }, limits).n, 8);
+  assert.match(issuesOf(() => parseCompletionBody({ ...base, n: 9 }, limits)), /^n: must be an integer in \[1, 8\], got 9$/);
+  assert.deepEqual(parseCompletionBody({ ...base, stop: ['s'.repeat(256), '\u{1F600}'.repeat(256)] }, limits).stop.length, 2);
+  assert.match(issuesOf(() => parseCompletionBody({ ...base, stop: ['s'.repeat(257)] }, limits)), /^stop\[0\]: must be at most 256 characters, got 257$/);
+  assert.equal(parseCompletionBody({ ...base, max_tokens: 64 }, limits).maxTokens, 64);
+  assert.match(issuesOf(() => parseCompletionBody({ ...base, max_tokens: 65 }, limits)), /^max_tokens: must be an integer in \[1, 64\]/);
+  assert.match(issuesOf(() => parseCompletionBody({ ...base, max_tokens: 2 ** 60 }, limits)), /^max_tokens: must be an integer, got number/);
+  const many = (k: number) => Array.from({ length: k }, () => ({ role: 'user', content: 'a' }));
+  assert.equal(parseChatBody({ model: 'm', messages: many(256) }, limits).messages.length, 256);
+  assert.match(issuesOf(() => parseChatBody({ model: 'm', messages: many(257) }, limits)), /^messages: at most 256 messages, got 257$/);
+  const parts = (k: number) => [{ role: 'user', content: Array.from({ length: k }, () => ({ type: 'text', text: 'a' })) }];
+  assert.equal(parseChatBody({ model: 'm', messages: parts(256) }, limits).messages[0]!.content.length, 256);
+  assert.match(issuesOf(() => parseChatBody({ model: 'm', messages: parts(257) }, limits)), /^messages\[0\]\.content: at most 256 parts/);
+  assert.match(issuesOf(() => parseChatBody({ model: 'm', messages: [{ role: 'assistant', content: 'x', tool_calls: [{}] }] }, limits)), /^messages\[0\]\.tool_calls: is not supported/);
+  // A surrogate pair is fine; a lone one has no UTF-8 form.
+  assert.equal(parseCompletionBody({ ...base, prompt: 'a\u{1F600}' }, limits).prompt.kind, 'text');
+  for (const body of [{ ...base, prompt: 'a\ud800' }, { ...base, prompt: ['\udc00'] }, { ...base, stop: 'x\ud800' }]) {
+    assert.match(issuesOf(() => parseCompletionBody(body, limits)), /must be valid Unicode/);
+  }
+  assert.match(issuesOf(() => parseChatBody({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: '\ud800' }] }] }, limits)), /messages\[0\]\.content\[0\]\.text: must be valid Unicode/);
+  // A temperature so small that 1/T overflows samples greedily.
+  assert.equal(parseCompletionBody({ ...base, temperature: 5e-324 }, limits).temperature, 0);
+  assert.equal(parseCompletionBody({ ...base, temperature: GREEDY_BELOW }, limits).temperature, GREEDY_BELOW);
+  // Huge or deep values are never echoed whole, and a message lists at most 20 issues.
+  const huge = issuesOf(() => parseCompletionBody({ ...base, temperature: 'x'.repeat(100_000), prompt: [[[[[[[[1]]]]]]]] }, limits));
+  assert.ok(huge.length < 300, huge);
+  const lots = issuesOf(() => parseCompletionBody({ ...base, stop: Array.from({ length: 10_000 }, () => 1) }, limits));
+  assert.match(lots, /; and 9981 more$/);
+});
+
+test('shown: client values quoted short, containers never walked', () => {
+  assert.equal(shown('abc'), '"abc"');
+  assert.equal(shown('x'.repeat(100), 4), '"xxxx..."');
+  assert.equal(shown(12.5), '12.5');
+  assert.equal(shown(null), 'null');
+  assert.equal(shown([1, 2, 3]), 'an array of 3');
+  assert.equal(shown({ a: 1 }), 'an object');
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.equal(shown(deep), 'an array of 1');
+});
+
 test('the error table: 4xx messages shown, 5xx generic, every library code mapped', () => {
   const codes: ErrorCode[] = ['bad_file', 'unsupported', 'bad_input', 'internal'];
   const statuses = codes.map((c) => toErrorResponse(new HetisError(c, `detail ${c}`)).status);
@@ -78,6 +122,9 @@ test('the error table: 4xx messages shown, 5xx generic, every library code mappe
   assert.equal(toErrorResponse(new ApiError('model_not_found', 'no such model', 'model')).body.error.param, 'model');
   assert.equal(toErrorResponse(new ApiError('invalid_api_key', 'no key')).status, 401);
   assert.equal(toErrorResponse(new ApiError('payload_too_large', 'big')).status, 413);
+  const busy = toErrorResponse(new ApiError('rate_limit_exceeded', 'full', null, { 'retry-after': '1' }));
+  assert.deepEqual([busy.status, busy.body.error.type, busy.headers], [429, 'requests', { 'retry-after': '1' }]);
+  assert.deepEqual(['unsupported_media_type', 'request_timeout', 'headers_too_large'].map((c) => toErrorResponse(new ApiError(c as 'request_timeout', '')).status), [415, 408, 431]);
 });
 
 test('the default chat template: system messages first, then the turns, then the assistant prefix', () => {

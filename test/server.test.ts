@@ -219,7 +219,7 @@ test('errors come back in OpenAI format as the client\'s error classes', { timeo
     const wrongMethod = await fetch(`${server.url}/v1/completions`);
     assert.equal(wrongMethod.status, 405);
     assert.equal(wrongMethod.headers.get('allow'), 'POST');
-    const notObject = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '[1]' });
+    const notObject = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1]' });
     assert.equal(notObject.status, 400);
   });
 });
@@ -237,7 +237,7 @@ test('an API key is required when configured; bodies over the limit get 413', { 
     // Health and metrics stay open.
     assert.equal((await fetch(`${server.url}/health`)).status, 200);
     const big = await fetch(`${server.url}/v1/completions`, {
-      method: 'POST', headers: { authorization: 'Bearer sekret' }, body: JSON.stringify({ model: MODEL, prompt: 'x'.repeat(5000) }),
+      method: 'POST', headers: { authorization: 'Bearer sekret', 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, prompt: 'x'.repeat(5000) }),
     });
     assert.equal(big.status, 413);
     assert.equal(((await big.json()) as { error: { code: string } }).error.code, 'payload_too_large');

@@ -1,20 +1,22 @@
 // Owns: the OpenAI-compatible HTTP server: routes and methods, the bearer key, the Engine it
 // builds from a backend and drives with an EngineLoop, one Session per completion request
-// (whole or streamed as server-sent events), health, metrics and the cluster view.
+// (whole or streamed as server-sent events), health, metrics and the cluster view; the limits
+// that keep it serving (timeouts, connections, admission to a bounded queue).
 // Must not: run the model or place heads (the engine and executor do), or let a stack trace or
 // an internal message reach a client (errors.ts decides what a client sees).
 
 import { randomInt, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Engine } from '../engine/engine.js';
 import { EngineLoop } from '../engine/loop.js';
 import type { EngineListener, FinishReason } from '../engine/types.js';
 import type { ServeBackend } from './backend.js';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat-template.js';
 import { ChoiceText } from './choice-text.js';
-import { ApiError, toErrorResponse } from './errors.js';
-import { hasBearer, readJson, sendError, sendEvent, sendJson, sendText, startEvents } from './http.js';
+import { ApiError, shown, toErrorResponse, type ApiErrorCode } from './errors.js';
+import { EventStream, hasBearer, readJson, sendError, sendJson, sendText, type BodyLimits, type StreamLimits } from './http.js';
 import { ServerMetrics } from './metrics.js';
 import { Session, type SessionEvents } from './session.js';
 import { DEFAULT_LIMITS, parseChatBody, parseCompletionBody, type GenerationParams, type Limits } from './validate.js';
@@ -27,8 +29,20 @@ export interface ServerOptions {
   port?: number;
   /** When set, every /v1 route needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** Largest request body, bytes (default 1 MiB). */
+  /** Largest request body, bytes (default 1 MiB): 413, and the rest is not read. */
   maxBodyBytes?: number;
+  /** Longest wait for a request's headers, ms (default 10 s): 408. */
+  headersTimeoutMs?: number;
+  /** Longest wait for a request's body once its headers are in, ms (default 30 s): 408. */
+  bodyTimeoutMs?: number;
+  /** Longest a stream may wait for a client that does not read, ms (default 30 s): then it is cut. */
+  streamStallMs?: number;
+  /** Most bytes a stream buffers for a client that does not read (default 4 MiB): then it is cut. */
+  maxStreamBufferBytes?: number;
+  /** Engine requests (choices) that may wait beyond the engine's maxRunning (default 256): 429 past it. */
+  maxQueued?: number;
+  /** Most open connections (default 1024): further ones are closed at once. */
+  maxConnections?: number;
   /** How chat messages become a prompt (default: chat-template.ts's DEFAULT_CHAT_TEMPLATE). */
   chatTemplate?: ChatTemplate;
   /** max_tokens when a request gives none, capped by the room left in the context (default 256). */
@@ -49,6 +63,14 @@ export interface RunningServer {
 
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 export const DEFAULT_MAX_TOKENS = 256;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+export const DEFAULT_STREAM_STALL_MS = 30_000;
+export const DEFAULT_MAX_STREAM_BUFFER_BYTES = 4 << 20;
+export const DEFAULT_MAX_QUEUED = 256;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** What a 429 tells the client to wait, seconds. */
+const RETRY_AFTER_S = 1;
 /** Steps /v1/cluster shows. */
 const CLUSTER_STEPS = 20;
 
@@ -60,7 +82,7 @@ export async function startServer(backend: ServeBackend, opts: ServerOptions = {
   return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, engine: app.engine, close: () => app.close() };
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse, path: string) => void | Promise<void>;
+type Handler = (req: IncomingMessage, res: ServerResponse, path: string, requestId: string) => void | Promise<void>;
 
 interface Route {
   match: (path: string) => boolean;
@@ -95,9 +117,15 @@ class HetisServer {
   private readonly choices = new Map<string, ChoiceRoute>();
   private readonly template: ChatTemplate;
   private readonly log: (line: string) => void;
-  private readonly maxBodyBytes: number;
+  private readonly body: BodyLimits;
+  private readonly stream: StreamLimits;
+  private readonly maxQueued: number;
   private readonly defaultMaxTokens: number;
   private readonly limits: Limits;
+  /** Most bytes one token's text can have: a prompt longer than context x this cannot fit. */
+  private readonly maxTokenBytes: number;
+  /** The response being written on each socket (a client error after its head must not write). */
+  private readonly responding = new WeakMap<Duplex, ServerResponse>();
   private readonly routes: Route[];
   private readonly started = Math.floor(Date.now() / 1000);
   private loopRunning = true;
@@ -106,9 +134,14 @@ class HetisServer {
   constructor(private readonly backend: ServeBackend, private readonly opts: ServerOptions) {
     this.template = opts.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
     this.log = opts.log ?? (() => {});
-    this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.body = { maxBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, timeoutMs: opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS };
+    this.stream = { stallMs: opts.streamStallMs ?? DEFAULT_STREAM_STALL_MS, maxBufferedBytes: opts.maxStreamBufferBytes ?? DEFAULT_MAX_STREAM_BUFFER_BYTES };
+    this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
     this.defaultMaxTokens = opts.defaultMaxTokens ?? DEFAULT_MAX_TOKENS;
-    this.limits = { ...DEFAULT_LIMITS, vocabSize: backend.spec.vocabSize };
+    this.limits = { ...DEFAULT_LIMITS, vocabSize: backend.spec.vocabSize, contextLength: backend.spec.contextLength };
+    let maxTokenBytes = 1;
+    for (let id = 0; id < backend.tokenizer.vocabSize; id++) maxTokenBytes = Math.max(maxTokenBytes, Buffer.byteLength(backend.tokenizer.piece(id)));
+    this.maxTokenBytes = maxTokenBytes;
     const listener: EngineListener = {
       onToken: (id, token, at) => {
         this.metrics.token(id, at);
@@ -133,7 +166,7 @@ class HetisServer {
       this.loopRunning = false;
       this.engine.abortAll(this.closing !== undefined ? 'abort' : 'error');
     });
-    const complete = (kind: 'text' | 'chat'): Handler => (req, res) => this.complete(req, res, kind);
+    const complete = (kind: 'text' | 'chat'): Handler => (req, res, _path, rid) => this.complete(req, res, kind, rid);
     this.routes = [
       { match: (p) => p === '/v1/completions', auth: true, methods: { POST: complete('text') } },
       { match: (p) => p === '/v1/chat/completions', auth: true, methods: { POST: complete('chat') } },
@@ -143,7 +176,16 @@ class HetisServer {
       { match: (p) => p === '/health', auth: false, methods: { GET: (_q, res) => this.health(res) } },
       { match: (p) => p === '/metrics', auth: false, methods: { GET: (_q, res) => this.scrape(res) } },
     ];
-    this.http = createServer((req, res) => { void this.handle(req, res); });
+    const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    this.http = createServer({
+      headersTimeout,
+      // node's own limit on the whole request: a backstop behind the body timer (readJson's).
+      requestTimeout: headersTimeout + this.body.timeoutMs + 1000,
+      // How often node looks for requests over those limits (its default, 30 s, is too coarse).
+      connectionsCheckingInterval: Math.min(1000, headersTimeout),
+    }, (req, res) => { void this.handle(req, res); });
+    this.http.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.http.on('clientError', (e: NodeJS.ErrnoException, socket: Duplex) => this.clientError(e, socket));
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -173,45 +215,71 @@ class HetisServer {
 
   // ---- dispatch ---------------------------------------------------------------------------------
 
+  /** Every request comes here; whatever it throws becomes an error response (errors.ts). */
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    res.on('finish', () => this.log(`${req.method} ${path} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
+    const rid = randomUUID().replace(/-/g, '');
+    let path = '?';
+    this.responding.set(req.socket, res);
+    res.on('finish', () => {
+      if (this.responding.get(req.socket) === res) this.responding.delete(req.socket);
+      this.log(`${req.method} ${path} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms ${rid}`);
+    });
     try {
+      res.setHeader('x-request-id', rid);
+      path = pathOf(req.url);
       const route = this.routes.find((r) => r.match(path));
-      if (route === undefined) throw new ApiError('not_found', `no route ${path}`);
+      if (route === undefined) throw new ApiError('not_found', `no route ${shown(path)}`);
+      const allowed = Object.keys(route.methods);
       const handler = req.method === 'GET' || req.method === 'POST' ? route.methods[req.method] : undefined;
       if (handler === undefined) {
-        res.setHeader('allow', Object.keys(route.methods).join(', '));
-        throw new ApiError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${Object.keys(route.methods).join(' or ')}`);
+        throw new ApiError('method_not_allowed', `${shown(req.method)} is not allowed on ${path}; use ${allowed.join(' or ')}`, null, { allow: allowed.join(', ') });
       }
       if (route.auth && this.opts.apiKey !== undefined && !hasBearer(req, this.opts.apiKey)) {
         throw new ApiError('invalid_api_key', 'missing or wrong API key: send Authorization: Bearer <key>');
       }
-      await handler(req, res, path);
+      await handler(req, res, path, rid);
     } catch (e) {
       const r = toErrorResponse(e);
-      if (r.serverFault) this.log(`${req.method} ${path}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-      sendError(res, r);
+      if (r.serverFault) this.log(`${req.method} ${path} ${rid}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+      sendError(res, r, this.body.maxBytes);
     }
+  }
+
+  /**
+   * What node could not parse as a request (malformed, headers too large, too slow): an error
+   * body of our own format, then the connection closes. Never written over a response under way.
+   */
+  private clientError(e: NodeJS.ErrnoException, socket: Duplex): void {
+    const started = this.responding.get(socket)?.headersSent ?? false;
+    if (e.code === 'ECONNRESET' || !socket.writable || started) { socket.destroy(); return; }
+    const code: ApiErrorCode = e.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : e.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'invalid_request';
+    const message = code === 'headers_too_large' ? 'the request headers are too large'
+      : code === 'request_timeout' ? 'the request did not arrive in time' : 'malformed HTTP request';
+    const r = toErrorResponse(new ApiError(code, message));
+    const body = JSON.stringify(r.body);
+    socket.end(`HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    (socket as Socket).destroySoon?.();
   }
 
   // ---- completions ------------------------------------------------------------------------------
 
-  private async complete(req: IncomingMessage, res: ServerResponse, kind: 'text' | 'chat'): Promise<void> {
-    const job = this.plan(await readJson(req, this.maxBodyBytes), kind);
+  private async complete(req: IncomingMessage, res: ServerResponse, kind: 'text' | 'chat', rid: string): Promise<void> {
+    const job = this.plan(await readJson(req, this.body), kind, rid);
     const { meta, p, promptTokens } = job;
     if (res.destroyed) return; // the client left while sending its body
     const ids = Array.from({ length: p.n }, (_, i) => `${meta.id}-${i}`);
     const texts = ids.map(() => new ChoiceText(this.backend.tokenizer, promptTokens, job.stop, kind === 'chat'));
-    const events = p.stream ? this.streamEvents(res, meta, p.includeUsage) : NO_EVENTS;
+    const stream = p.stream ? new EventStream(res, this.stream, (why) => this.log(`${meta.id}: stream cut: ${why}`)) : undefined;
+    const events = stream !== undefined ? this.streamEvents(stream, meta, p.includeUsage) : NO_EVENTS;
     const session = new Session(ids, texts, events, (id, reason) => this.abort(id, reason));
     ids.forEach((id, index) => this.choices.set(id, { session, index }));
-    // The client went away before the end: its requests stop now.
+    // The client went away (or was cut off) before the end: its requests stop now.
     res.on('close', () => { if (!session.finished) session.cancel(); });
-    if (p.stream) {
-      startEvents(res);
-      if (kind === 'chat') ids.forEach((_, i) => sendEvent(res, choiceChunk(meta, i, '', null, { first: true, withUsage: p.includeUsage })));
+    if (stream !== undefined) {
+      stream.start();
+      if (kind === 'chat') ids.forEach((_, i) => stream.send(choiceChunk(meta, i, '', null, { first: true, withUsage: p.includeUsage })));
     }
     const arrival = this.loop.now();
     ids.forEach((id, i) => this.loop.submit({
@@ -226,9 +294,9 @@ class HetisServer {
       throw new ApiError('unavailable', 'the server is shutting down');
     }
     const usage = usageOf(promptTokens.length, results.reduce((a, r) => a + r.completionTokens, 0));
-    if (p.stream) {
-      if (p.includeUsage) sendEvent(res, usageChunk(meta, usage));
-      sendEvent(res, '[DONE]');
+    if (stream !== undefined) {
+      if (p.includeUsage) stream.send(usageChunk(meta, usage));
+      stream.send('[DONE]');
       res.end();
     } else {
       const choices = results.map((r) => ({ text: r.text, finishReason: r.finishReason === 'length' ? 'length' as const : 'stop' as const }));
@@ -237,28 +305,27 @@ class HetisServer {
   }
 
   /** Checks a completion body and works out what to ask the engine for; throws what the client sees. */
-  private plan(body: unknown, kind: 'text' | 'chat'): Job {
+  private plan(body: unknown, kind: 'text' | 'chat', rid: string): Job {
     const p = kind === 'text' ? parseCompletionBody(body, this.limits) : parseChatBody(body, this.limits);
     const { modelName, tokenizer, spec } = this.backend;
     if (p.model !== modelName) {
-      throw new ApiError('model_not_found', `the model '${p.model}' does not exist; this server serves '${modelName}'`, 'model');
+      throw new ApiError('model_not_found', `the model ${shown(p.model)} does not exist; this server serves '${modelName}'`, 'model');
     }
     this.ensureServing();
-    const promptTokens = 'prompt' in p
-      ? (p.prompt.kind === 'text' ? tokenizer.encode(p.prompt.text, { bos: true }) : p.prompt.tokens)
-      : tokenizer.encode(this.template.render(p.messages), { bos: true });
+    this.admit(p.n);
     const ctx = spec.contextLength;
-    if (promptTokens.length + 1 > ctx) {
-      throw new ApiError('context_length_exceeded',
-        `the prompt is ${promptTokens.length} tokens; the model's context is ${ctx}, which leaves no room to generate`,
-        kind === 'text' ? 'prompt' : 'messages');
-    }
+    const tooLong = (tokens: string): ApiError => new ApiError('context_length_exceeded',
+      `the prompt is ${tokens} tokens; the model's context is ${ctx}, which leaves no room to generate`,
+      kind === 'text' ? 'prompt' : 'messages');
+    const given = 'prompt' in p ? p.prompt : { kind: 'text' as const, text: this.template.render(p.messages) };
+    // Every token covers at most maxTokenBytes bytes: a longer text is over the context for sure,
+    // and is refused without the cost of encoding it.
+    if (given.kind === 'text' && Buffer.byteLength(given.text) > ctx * this.maxTokenBytes) throw tooLong(`over ${ctx}`);
+    const promptTokens = given.kind === 'text' ? tokenizer.encode(given.text, { bos: true }) : given.tokens;
+    if (promptTokens.length + 1 > ctx) throw tooLong(String(promptTokens.length));
     return {
       p, promptTokens,
-      meta: {
-        kind, id: `${kind === 'text' ? 'cmpl' : 'chatcmpl'}-${randomUUID().replace(/-/g, '')}`,
-        created: Math.floor(Date.now() / 1000), model: modelName,
-      },
+      meta: { kind, id: `${kind === 'text' ? 'cmpl' : 'chatcmpl'}-${rid}`, created: Math.floor(Date.now() / 1000), model: modelName },
       maxTokens: p.maxTokens ?? Math.min(this.defaultMaxTokens, ctx - promptTokens.length),
       stop: kind === 'chat' ? [...p.stop, ...this.template.stop] : p.stop,
       seed: p.seed ?? randomInt(2 ** 31),
@@ -266,13 +333,27 @@ class HetisServer {
   }
 
   /** Events of a streamed response: each piece of text as a chunk, each end as a final chunk. */
-  private streamEvents(res: ServerResponse, meta: ResponseMeta, withUsage: boolean): SessionEvents {
+  private streamEvents(stream: EventStream, meta: ResponseMeta, withUsage: boolean): SessionEvents {
     return {
-      text: (i, text) => { sendEvent(res, choiceChunk(meta, i, text, null, { withUsage })); },
+      text: (i, text) => { stream.send(choiceChunk(meta, i, text, null, { withUsage })); },
       end: (i, reason, tail) => {
-        if (reason === 'stop' || reason === 'length') sendEvent(res, choiceChunk(meta, i, tail, reason, { withUsage }));
+        if (reason === 'stop' || reason === 'length') stream.send(choiceChunk(meta, i, tail, reason, { withUsage }));
       },
     };
+  }
+
+  /**
+   * Admission: the engine holds at most maxRunning + maxQueued engine requests (choices); `n`
+   * more that would go over wait nowhere: 429 with Retry-After.
+   */
+  private admit(n: number): void {
+    const { running, waiting } = this.engine.counts();
+    const queued = running + waiting + n - this.backend.engineConfig.maxRunning;
+    if (queued > this.maxQueued) {
+      throw new ApiError('rate_limit_exceeded',
+        `the server is at capacity (${running} running, ${waiting} waiting, at most ${this.maxQueued} queued); retry after ${RETRY_AFTER_S} s`,
+        null, { 'retry-after': String(RETRY_AFTER_S) });
+    }
   }
 
   private abort(id: string, reason: FinishReason): void {
@@ -304,8 +385,13 @@ class HetisServer {
   }
 
   private model(res: ServerResponse, path: string): void {
-    const id = decodeURIComponent(path.slice('/v1/models/'.length));
-    if (id !== this.backend.modelName) throw new ApiError('model_not_found', `the model '${id}' does not exist; this server serves '${this.backend.modelName}'`, 'model');
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice('/v1/models/'.length));
+    } catch {
+      throw new ApiError('invalid_request', 'the model id in the path is not valid percent-encoding');
+    }
+    if (id !== this.backend.modelName) throw new ApiError('model_not_found', `the model ${shown(id)} does not exist; this server serves '${this.backend.modelName}'`, 'model');
     sendJson(res, 200, this.modelCard());
   }
 
@@ -343,3 +429,12 @@ class HetisServer {
 }
 
 const NO_EVENTS: SessionEvents = { text: () => {}, end: () => {} };
+
+/** The path of a request target; a target that is not a URL path is a 400. */
+function pathOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '/', 'http://localhost').pathname;
+  } catch {
+    throw new ApiError('invalid_request', 'the request target is not a valid URL');
+  }
+}

@@ -2,7 +2,7 @@
 // and turning them into plain parameters, reporting every problem (path and message) at once.
 // Must not: tokenize, know the engine, or read anything but the body (limits come in).
 
-import { ApiError } from './errors.js';
+import { ApiError, shown } from './errors.js';
 import type { ChatMessage, ChatRole } from './chat-template.js';
 
 /** One problem with a request body. */
@@ -17,7 +17,7 @@ export interface GenerationParams {
   model: string;
   /** Absent: the server's default (see docs/serving.md). */
   maxTokens: number | undefined;
-  /** 0 = greedy. Default 1, as OpenAI's. */
+  /** 0 = greedy (so is anything below GREEDY_BELOW). Default 1, as OpenAI's. */
   temperature: number;
   /** In (0, 1]; 1 = no limit. */
   topP: number;
@@ -44,13 +44,29 @@ export interface ChatParams extends GenerationParams {
 
 export interface Limits {
   vocabSize: number;
+  /** The model's context, tokens: the largest max_tokens. */
+  contextLength: number;
   /** Largest `n`. */
   maxChoices: number;
   /** Most stop strings (OpenAI: 4). */
   maxStops: number;
+  /** Longest stop string, characters (code points). */
+  maxStopLength: number;
+  /** Most chat messages. */
+  maxMessages: number;
+  /** Most parts in one message's content array. */
+  maxContentParts: number;
 }
 
-export const DEFAULT_LIMITS: Omit<Limits, 'vocabSize'> = { maxChoices: 16, maxStops: 4 };
+export const DEFAULT_LIMITS: Omit<Limits, 'vocabSize' | 'contextLength'> = {
+  maxChoices: 8, maxStops: 4, maxStopLength: 256, maxMessages: 256, maxContentParts: 256,
+};
+
+/**
+ * Temperatures below this sample greedily (as vLLM's): 1 / temperature would overflow the
+ * sampler's arithmetic long before the distribution differed from argmax.
+ */
+export const GREEDY_BELOW = 1e-5;
 
 /** Parameters OpenAI defines that this server does not implement: accepted only at their default. */
 const UNSUPPORTED_UNLESS_DEFAULT: readonly string[] = [
@@ -70,7 +86,7 @@ export function parseCompletionBody(body: unknown, limits: Limits): CompletionPa
 /** Checks a /v1/chat/completions body; throws one invalid_request ApiError listing every issue. */
 export function parseChatBody(body: unknown, limits: Limits): ChatParams {
   const f = new Fields(body);
-  const messages = readMessages(f);
+  const messages = readMessages(f, limits);
   const common = readCommon(f, limits, f.has('max_completion_tokens') ? 'max_completion_tokens' : 'max_tokens');
   f.throwIfAny();
   return { ...common, messages: messages! };
@@ -78,7 +94,7 @@ export function parseChatBody(body: unknown, limits: Limits): ChatParams {
 
 function readCommon(f: Fields, limits: Limits, maxTokensKey: string): GenerationParams {
   const model = f.string('model', { required: true }) ?? '';
-  const maxTokens = f.number(maxTokensKey, { integer: true, min: 1 });
+  const maxTokens = f.number(maxTokensKey, { integer: true, min: 1, max: limits.contextLength });
   const temperature = f.number('temperature', { min: 0, max: 2 }) ?? 1;
   const topP = f.number('top_p', { min: 0, max: 1 }) ?? 1;
   const topK = f.number('top_k', { integer: true, min: -1 }) ?? 0; // an extension (vLLM's): -1 or 0 = no limit
@@ -86,29 +102,30 @@ function readCommon(f: Fields, limits: Limits, maxTokensKey: string): Generation
   const n = f.number('n', { integer: true, min: 1, max: limits.maxChoices }) ?? 1;
   const stream = f.boolean('stream') ?? false;
   const includeUsage = f.object('stream_options', (o) => o.boolean('include_usage')) ?? false;
-  const stop = readStop(f, limits.maxStops);
+  const stop = readStop(f, limits);
   for (const key of UNSUPPORTED_UNLESS_DEFAULT) f.unsupportedUnlessDefault(key);
   return {
     model, maxTokens, seed, n, stream, includeUsage, stop,
-    temperature,
+    temperature: temperature < GREEDY_BELOW ? 0 : temperature,
     // top_p 0 keeps only the most likely token: greedy.
     topP: topP === 0 ? 1 : topP,
     topK: topP === 0 ? 1 : Math.max(0, topK),
   };
 }
 
-function readStop(f: Fields, max: number): string[] {
+function readStop(f: Fields, limits: Limits): string[] {
   const v = f.get('stop');
   if (v === undefined) return [];
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : undefined;
   if (list === undefined) { f.issue('stop', 'must be a string or an array of strings'); return []; }
-  if (list.length > max) f.issue('stop', `at most ${max} stop strings, got ${list.length}`);
+  if (list.length > limits.maxStops) f.issue('stop', `at most ${limits.maxStops} stop strings, got ${list.length}`);
   const out: string[] = [];
   list.forEach((s, i) => {
     const path = typeof v === 'string' ? 'stop' : `stop[${i}]`;
-    if (typeof s !== 'string') f.issue(path, 'must be a string');
+    if (typeof s !== 'string') f.issue(path, `must be a string, got ${typeName(s)}`);
     else if (s === '') f.issue(path, 'must not be empty');
-    else out.push(s);
+    else if (s.length > limits.maxStopLength && codePoints(s) > limits.maxStopLength) f.issue(path, `must be at most ${limits.maxStopLength} characters, got ${codePoints(s)}`);
+    else if (wellFormed(f, path, s)) out.push(s);
   });
   return out;
 }
@@ -116,7 +133,7 @@ function readStop(f: Fields, max: number): string[] {
 function readPrompt(f: Fields, vocabSize: number): PromptInput | undefined {
   const v = f.get('prompt');
   if (v === undefined) { f.issue('prompt', 'is required'); return undefined; }
-  if (typeof v === 'string') return { kind: 'text', text: v };
+  if (typeof v === 'string') return wellFormed(f, 'prompt', v) ? { kind: 'text', text: v } : undefined;
   if (!Array.isArray(v) || v.length === 0) {
     f.issue('prompt', 'must be a string, an array of token ids, or an array of one of these');
     return undefined;
@@ -127,7 +144,7 @@ function readPrompt(f: Fields, vocabSize: number): PromptInput | undefined {
     return undefined;
   }
   const only: unknown = v[0];
-  if (typeof only === 'string') return { kind: 'text', text: only };
+  if (typeof only === 'string') return wellFormed(f, 'prompt[0]', only) ? { kind: 'text', text: only } : undefined;
   if (Array.isArray(only) && only.length > 0) return readTokenIds(f, 'prompt[0]', only, vocabSize);
   f.issue('prompt[0]', 'must be a string or a non-empty array of token ids');
   return undefined;
@@ -136,7 +153,7 @@ function readPrompt(f: Fields, vocabSize: number): PromptInput | undefined {
 function readTokenIds(f: Fields, path: string, ids: readonly unknown[], vocabSize: number): PromptInput | undefined {
   const bad = ids.findIndex((x) => !(typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < vocabSize));
   if (bad >= 0) {
-    f.issue(`${path}[${bad}]`, `token ids must be integers in [0, ${vocabSize}), got ${JSON.stringify(ids[bad])}`);
+    f.issue(`${path}[${bad}]`, `token ids must be integers in [0, ${vocabSize}), got ${shown(ids[bad])}`);
     return undefined;
   }
   return { kind: 'tokens', tokens: ids as number[] };
@@ -144,10 +161,17 @@ function readTokenIds(f: Fields, path: string, ids: readonly unknown[], vocabSiz
 
 const ROLES: Record<string, ChatRole> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
 
-function readMessages(f: Fields): ChatMessage[] | undefined {
+/** Message fields that would change the reply and that this server cannot honour. */
+const UNSUPPORTED_IN_MESSAGE: readonly string[] = ['tool_calls', 'function_call', 'audio'];
+
+function readMessages(f: Fields, limits: Limits): ChatMessage[] | undefined {
   const v = f.get('messages');
   if (!Array.isArray(v) || v.length === 0) {
     f.issue('messages', v === undefined ? 'is required' : 'must be a non-empty array of messages');
+    return undefined;
+  }
+  if (v.length > limits.maxMessages) {
+    f.issue('messages', `at most ${limits.maxMessages} messages, got ${v.length}`);
     return undefined;
   }
   const out: ChatMessage[] = [];
@@ -156,24 +180,31 @@ function readMessages(f: Fields): ChatMessage[] | undefined {
     if (!isObject(m)) { f.issue(path, 'must be an object with role and content'); return; }
     const role = typeof m['role'] === 'string' ? ROLES[m['role']] : undefined;
     if (role === undefined) {
-      f.issue(`${path}.role`, `must be one of ${Object.keys(ROLES).join(', ')}, got ${JSON.stringify(m['role'] ?? null)}`);
+      f.issue(`${path}.role`, `must be one of ${Object.keys(ROLES).join(', ')}, got ${shown(m['role'] ?? null)}`);
     }
-    const content = readContent(f, `${path}.content`, m['content'], role === 'assistant');
+    for (const key of UNSUPPORTED_IN_MESSAGE) {
+      const x = m[key];
+      if (!(x === undefined || x === null || (Array.isArray(x) && x.length === 0))) f.issue(`${path}.${key}`, 'is not supported by this server');
+    }
+    const content = readContent(f, `${path}.content`, m['content'], role === 'assistant', limits.maxContentParts);
     if (role !== undefined && content !== undefined) out.push({ role, content });
   });
   return out;
 }
 
 /** A message's text: a string, or an array of `{type: 'text', text}` parts joined. */
-function readContent(f: Fields, path: string, v: unknown, nullable: boolean): string | undefined {
-  if (typeof v === 'string') return v;
+function readContent(f: Fields, path: string, v: unknown, nullable: boolean, maxParts: number): string | undefined {
+  if (typeof v === 'string') return wellFormed(f, path, v) ? v : undefined;
   if ((v === null || v === undefined) && nullable) return '';
   if (Array.isArray(v)) {
+    if (v.length > maxParts) { f.issue(path, `at most ${maxParts} parts, got ${v.length}`); return undefined; }
     let text = '';
     let ok = true;
     v.forEach((p: unknown, j) => {
-      if (isObject(p) && p['type'] === 'text' && typeof p['text'] === 'string') text += p['text'];
-      else { ok = false; f.issue(`${path}[${j}]`, 'only text parts ({"type": "text", "text": ...}) are supported'); }
+      if (isObject(p) && p['type'] === 'text' && typeof p['text'] === 'string') {
+        if (wellFormed(f, `${path}[${j}].text`, p['text'])) text += p['text'];
+        else ok = false;
+      } else { ok = false; f.issue(`${path}[${j}]`, 'only text parts ({"type": "text", "text": ...}) are supported'); }
     });
     return ok ? text : undefined;
   }
@@ -181,9 +212,30 @@ function readContent(f: Fields, path: string, v: unknown, nullable: boolean): st
   return undefined;
 }
 
+/**
+ * False (and an issue) when `s` holds a lone surrogate (JSON's "\ud800" escape): it has no
+ * UTF-8 form, and encoding would silently replace it.
+ */
+function wellFormed(f: Fields, path: string, s: string): boolean {
+  if (!LONE_SURROGATE.test(s)) return true;
+  f.issue(path, 'must be valid Unicode (it holds a lone surrogate)');
+  return false;
+}
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** Issues listed in one error message; the rest are counted. */
+const MAX_ISSUES_SHOWN = 20;
 
 /** Reads fields of one JSON object, collecting issues; null counts as absent (as OpenAI's clients send it). */
 class Fields {
@@ -225,7 +277,7 @@ class Fields {
     if (v === undefined) return undefined;
     const kind = opts.integer ? 'an integer' : 'a number';
     if (typeof v !== 'number' || !Number.isFinite(v) || (opts.integer && !Number.isSafeInteger(v))) {
-      this.issue(key, `must be ${kind}, got ${JSON.stringify(v)}`);
+      this.issue(key, `must be ${kind}, got ${typeName(v)}`);
       return undefined;
     }
     const { min, max } = opts;
@@ -264,11 +316,13 @@ class Fields {
 
   throwIfAny(): void {
     if (this.issues.length === 0) return;
-    const message = this.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+    const listed = this.issues.slice(0, MAX_ISSUES_SHOWN).map((i) => `${i.path}: ${i.message}`);
+    const more = this.issues.length - listed.length;
+    const message = listed.join('; ') + (more > 0 ? `; and ${more} more` : '');
     throw new ApiError('invalid_request', message, this.issues[0]!.path);
   }
 }
 
 function typeName(v: unknown): string {
-  return Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+  return Array.isArray(v) || v === null || typeof v === 'object' ? shown(v) : `${typeof v} ${shown(v)}`;
 }
