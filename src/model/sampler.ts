@@ -41,7 +41,8 @@ export function argmax(logits: Float32Array): number {
  * Candidates are sorted by probability (then id), so the draw is reproducible for a seed.
  */
 export function sampleToken(logits: Float32Array, params: SamplingParams, rng: Rng): number {
-  if (params.temperature === 0 || params.topK === 1) return argmax(logits);
+  // Below 1e-5, 1/T overflows the exponent: such a temperature is greedy in effect and in fact.
+  if (params.temperature < 1e-5 || params.topK === 1) return argmax(logits);
   const n = logits.length;
   const invT = 1 / params.temperature;
   let max = -Infinity;

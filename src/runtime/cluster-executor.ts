@@ -15,7 +15,7 @@ import { kvHeadsOfRank } from './shard.js';
 /** A step could not run because workers are gone: the engine devices they served. */
 export class DeviceFailure extends HetisError {
   constructor(readonly devices: readonly string[], readonly primary: boolean, options?: { cause?: unknown }) {
-    super('internal', `worker${devices.length > 1 ? 's' : ''} of ${devices.join(', ')} unreachable`, options);
+    super('unavailable', `worker${devices.length > 1 ? 's' : ''} of ${devices.join(', ')} unreachable`, options);
     this.name = 'DeviceFailure';
   }
 }

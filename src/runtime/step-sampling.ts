@@ -35,6 +35,6 @@ export function sampleRows(logits: Float32Array, vocab: number, sampled: readonl
 
 /** The token for `position` from its logits row, drawn as `s` says (greedy when absent). */
 export function draw(row: Float32Array, s: RequestSampling | undefined, position: number): number {
-  if (s === undefined || s.temperature === 0 || s.topK === 1) return argmax(row);
+  if (s === undefined || s.temperature < 1e-5 || s.topK === 1) return argmax(row);
   return sampleToken(row, s, createRng(positionSeed(s.seed, position)));
 }

@@ -52,6 +52,7 @@ const FROM_LIBRARY: { readonly [C in ErrorCode]: ApiErrorCode } = {
   bad_input: 'invalid_request',
   unsupported: 'invalid_request',
   bad_file: 'internal',
+  unavailable: 'unavailable',
   internal: 'internal',
 };
 

@@ -49,7 +49,6 @@ export class ServerMetrics {
   private generatedTokens = 0;
   private readonly finished: Record<FinishReason, number> = { stop: 0, length: 0, abort: 0, error: 0 };
   private migrations = 0;
-  private stepsSeen = 0;
   /** Engine time of the latest token of each running request. */
   private readonly lastTokenAt = new Map<string, number>();
 
@@ -73,13 +72,10 @@ export class ServerMetrics {
     if (last !== undefined && r.outputLength > 1) this.tpot.observe(Math.max(0, last - r.firstTokenAt) / (r.outputLength - 1));
   }
 
-  /** Reads the steps the engine recorded since the last call (it only appends). */
-  steps(all: readonly StepRecord[]): void {
-    for (; this.stepsSeen < all.length; this.stepsSeen++) {
-      const s = all[this.stepsSeen]!;
-      this.migrations += s.migrations;
-      this.stepSeconds.observe(s.seconds);
-    }
+  /** One finished engine step. */
+  step(s: StepRecord): void {
+    this.migrations += s.migrations;
+    this.stepSeconds.observe(s.seconds);
   }
 
   /** The Prometheus text exposition (format 0.0.4). */

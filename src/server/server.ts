@@ -71,6 +71,8 @@ export const DEFAULT_MAX_QUEUED = 256;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** What a 429 tells the client to wait, seconds. */
 const RETRY_AFTER_S = 1;
+/** Step and request records the engine keeps (it drops older ones past twice this). */
+const ENGINE_HISTORY = 1024;
 /** Steps /v1/cluster shows. */
 const CLUSTER_STEPS = 20;
 
@@ -148,6 +150,7 @@ class HetisServer {
         const c = this.choices.get(id);
         c?.session.token(c.index, token);
       },
+      onStep: (record) => this.metrics.step(record),
       onFinish: (record) => {
         this.metrics.finish(record);
         const c = this.choices.get(record.id);
@@ -155,10 +158,10 @@ class HetisServer {
         c?.session.finish(c.index, record);
       },
     };
-    this.engine = new Engine(backend.engineConfig, backend.executor, listener);
+    // A server runs for days: the engine keeps only recent records (metrics see each one live).
+    this.engine = new Engine({ history: ENGINE_HISTORY, ...backend.engineConfig }, backend.executor, listener);
     this.loop = new EngineLoop(this.engine, {
       onStepError: (e) => this.stepFailed(e),
-      onStep: () => this.metrics.steps(this.engine.steps),
     });
     this.loop.start();
     void this.loop.done.then(() => {
@@ -401,7 +404,6 @@ class HetisServer {
   }
 
   private scrape(res: ServerResponse): void {
-    this.metrics.steps(this.engine.steps);
     sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', this.metrics.render({ counts: this.engine.counts(), devices: this.engine.deviceView() }));
   }
 

@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'bad_file' // a model / tokenizer / profile file that is missing, truncated or malformed
   | 'unsupported' // a valid file using a feature we do not implement (tensor type, architecture)
   | 'bad_input' // a caller passed something invalid (prompt, option, shape)
+  | 'unavailable' // a peer is not there or went away (a worker not listening, a connection lost)
   | 'internal'; // an invariant broke: a bug
 
 /** An expected failure with a message meant for the user (no stack trace needed to act on it). */

@@ -6,11 +6,10 @@ import { HetisError, type ErrorCode } from '../../util/errors.js';
 /**
  * The connection is gone or a request timed out: the peer was killed, the network broke, no
  * heartbeat came, or a side closed it. Every request pending on that connection rejects with one.
- * Code 'internal' because the closed code list has no 'unavailable'; the name tells them apart.
  */
 export class TransportError extends HetisError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('internal', message, options);
+    super('unavailable', message, options);
     this.name = 'TransportError';
   }
 }
@@ -29,7 +28,7 @@ export class RemoteError extends HetisError {
   }
 }
 
-const CODES: readonly ErrorCode[] = ['bad_file', 'unsupported', 'bad_input', 'internal'];
+const CODES: readonly ErrorCode[] = ['bad_file', 'unsupported', 'bad_input', 'unavailable', 'internal'];
 
 /** A code received from the wire, or 'internal' when it is not one this side knows. */
 export function knownCode(code: unknown): ErrorCode {
