@@ -28,7 +28,7 @@ const MAX = 40;
 async function start(small = false): Promise<{ server: RunningServer; backend: ClusterBackend; client: OpenAI; rejoined: string[] }> {
   const rejoined: string[] = [];
   const backend = await localClusterBackend({
-    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, timeoutMs: 3000,
+    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL,
     // Small: room for about four requests, and reservations of 4 tokens so that more are admitted than fit.
     ...(small ? { tuning: { ...SERVING_TUNING, expectedOutput: 4 } } : {}), log: (l) => { if (process.env['FAULT_LOG']) process.stderr.write(`${l}\n`); },
     layout: small

@@ -12,6 +12,8 @@ import { layoutAssignments, type ClusterLayout } from './cluster-layout.js';
 import type { KernelPreference } from './kernel-select.js';
 import { connectWorkers, type RemoteWorker } from './remote-worker.js';
 
+export const LOCAL_HEARTBEAT_TIMEOUT_MS = 15_000;
+
 export interface LocalClusterOptions {
   spec: ModelSpec;
   modelPath: string;
@@ -22,7 +24,11 @@ export interface LocalClusterOptions {
   kernels?: KernelPreference;
   /** Cluster token (default: a random one; workers here accept only this process). */
   token?: string;
-  /** Heartbeat timeout, ms. */
+  /**
+   * Heartbeat timeout, ms (default 15 s: a killed worker is seen at once by its closed socket;
+   * the heartbeat only catches hung ones, and processes on a busy 2-core machine can stall for
+   * seconds).
+   */
   timeoutMs?: number;
   /** Seconds to wait for a worker to start (default 30). */
   startTimeout?: number;
@@ -92,14 +98,14 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   };
   try {
     const results = await Promise.allSettled(Array.from({ length: count }, () => startOne({
-      listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto',
+      listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto', timeoutMs: o.timeoutMs ?? LOCAL_HEARTBEAT_TIMEOUT_MS,
     }, o)));
     for (const r of results) if (r.status === 'fulfilled') started.push(r.value);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     const addresses = started.map((s) => s.address);
     const assignments = layoutAssignments(o.spec, o.layout, { path: o.modelPath, ...(o.tokenizerPath !== undefined ? { tokenizer: o.tokenizerPath } : {}) }, addresses);
-    const copts = { token, ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}) };
+    const copts = { token, timeoutMs: o.timeoutMs ?? LOCAL_HEARTBEAT_TIMEOUT_MS };
     const workers = await connectWorkers(addresses, assignments, copts);
     const processes = started.map((s) => s.proc);
     const close = async (): Promise<void> => {
@@ -109,7 +115,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     const restart = async (deviceId: string): Promise<RemoteWorker> => {
       const i = workers.findIndex((w) => w.assignment.deviceId === deviceId && w.assignment.primary === undefined);
       if (i < 0) throw new HetisError('bad_input', `no attention device '${deviceId}' to restart`);
-      const s = await startOne({ listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto' }, o);
+      const s = await startOne({ listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto', timeoutMs: o.timeoutMs ?? LOCAL_HEARTBEAT_TIMEOUT_MS }, o);
       started.push(s);
       const [w] = await connectWorkers([s.address], [workers[i]!.assignment], copts);
       workers[i] = w!;

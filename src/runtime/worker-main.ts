@@ -12,6 +12,7 @@ interface Args {
   threads?: number;
   kernels?: KernelPreference;
   kvCapacityBytes?: number;
+  timeoutMs?: number;
 }
 
 async function main(): Promise<void> {
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     listen: args.listen, kernels,
     ...(args.token !== undefined ? { token: args.token } : {}),
     ...(args.kvCapacityBytes !== undefined ? { kvCapacityBytes: args.kvCapacityBytes } : {}),
+    ...(args.timeoutMs !== undefined ? { timeoutMs: args.timeoutMs } : {}),
     log: (line) => process.stderr.write(`hetis worker ${process.pid}: ${line}\n`),
   });
   process.stdout.write(`${JSON.stringify({ listening: w.address, pid: process.pid })}\n`);
