@@ -23,6 +23,8 @@ export interface WorkerOptions {
   kernels: MatmulKernels;
   /** Heartbeat timeout towards peers, ms. */
   timeoutMs?: number;
+  /** Connections accepted at once (default 64); more are refused with a message. */
+  maxConnections?: number;
   log?: (line: string) => void;
 }
 
@@ -220,6 +222,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
 
   server = await listen(o.listen, {
     handler: (m, from) => handle(m, from),
+    // An engine and the primaries of one cluster connect here: a few connections, never hundreds.
+    maxConnections: o.maxConnections ?? 64,
     ...(o.token !== undefined ? { token: o.token } : {}),
     ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
   });
