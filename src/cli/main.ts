@@ -12,6 +12,7 @@ import { calibrateCommand } from './calibrate.js';
 import { profileCommand, DEFAULT_PROFILE_PATH } from './profile.js';
 import { serveCommand } from './serve.js';
 import { workerCommand } from './worker.js';
+import { benchCommand } from './bench.js';
 
 const program = new Command();
 program
@@ -124,5 +125,25 @@ program
   .option('--kv-capacity <bytes>', 'most KV this worker may be assigned, e.g. 2GiB')
   .addOption(new Option('--kernels <kind>', 'matrix kernels').choices(['auto', 'native', 'reference']).default('auto'))
   .action((opts) => runCommand(() => workerCommand(opts)));
+
+program
+  .command('bench')
+  .description('benchmark a running server (hetis serve or any OpenAI-compatible one): streaming completions at Poisson arrivals per offered rate; throughput, TTFT, TPOT and latency percentiles per rate')
+  .requiredOption('--url <url>', "the server's base URL, e.g. http://127.0.0.1:8000")
+  .option('--model <name>', 'model to request (default: the first one GET /v1/models lists)')
+  .option('--api-key <key>', 'Bearer key to send (default: HETIS_API_KEY if set)', process.env['HETIS_API_KEY'])
+  .option('--rates <rps,...>', 'offered request rates (requests per second), run in turn', '0.5,1,2,4')
+  .option('--duration <seconds>', 'send arrivals for this long at each rate (default 20, unless --count is given)', num('--duration'))
+  .option('--count <n>', 'send this many requests at each rate (with --duration: whichever ends first)', num('--count', true))
+  .option('--max-tokens <n>', 'max_tokens of each request', num('--max-tokens', true), 64)
+  .option('--prompt-tokens <n>', 'approximate length of the generated prompts, tokens', num('--prompt-tokens', true), 32)
+  .addOption(new Option('--prompts <kind>', 'generated prompts (seeded words) or the built-in short ones').choices(['generated', 'builtin']).default('generated'))
+  .option('--prompt-file <file>', 'prompts to use in turn instead, one per line')
+  .option('--temperature <t>', 'sampling temperature; 0 = greedy', num('--temperature'), 0)
+  .option('--seed <n>', 'seed of the arrival times and generated prompts', num('--seed', true), 0)
+  .option('--timeout <seconds>', 'a request not finished this long after it was sent counts as failed', num('--timeout'), 120)
+  .option('--no-warmup', 'skip the unmeasured warm-up request before the first rate')
+  .option('--json', 'one JSON line per rate')
+  .action((opts) => runCommand(() => benchCommand(opts)));
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,521 @@
+// Owns: the serving benchmark's load generator: streaming completions sent to a running
+// OpenAI-compatible server at seeded Poisson arrival times (open loop), timed per request (TTFT,
+// TPOT, end-to-end), and summarised per offered rate; a sweep over rates. Must not: print, read
+// files or exit (the CLI does), or leave a socket open once it returns.
+
+import http from 'node:http';
+import https from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { arrivalTimes } from '../sim/arrivals.js';
+import { percentiles, type Percentiles } from '../sim/metrics.js';
+import { HetisError } from '../util/errors.js';
+import { createRng, type Rng } from '../util/rng.js';
+
+/** Where prompts come from: the built-in short ones, generated ones of about `tokens` tokens, or a given list (each used in turn). */
+export type PromptSource =
+  | { kind: 'builtin' }
+  | { kind: 'generated'; tokens: number }
+  | { kind: 'list'; prompts: readonly string[] };
+
+export interface LoadOptions {
+  /** The server's base URL, with or without the trailing `/v1`. */
+  url: string;
+  /** Model to request (default: the first id GET /v1/models lists). */
+  model?: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Offered rate, requests per second (Poisson arrivals). */
+  rate: number;
+  /** Arrivals lie in [0, durationS) seconds. At least one of durationS and count. */
+  durationS?: number;
+  /** Send at most this many requests. */
+  count?: number;
+  prompts: PromptSource;
+  maxTokens: number;
+  /** Default 0 (greedy). */
+  temperature?: number;
+  /** Seeds the arrival times and the generated prompts (default 0). */
+  seed?: number;
+  /** A request not finished this long after it was sent is cut and counted failed (default 120 s). */
+  timeoutS?: number;
+  /** Aborts the run: nothing more is sent, requests in flight are cut (counted failed, 'cancelled'). */
+  signal?: AbortSignal;
+  /** Called about once a second while the run lasts. */
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadProgress {
+  rate: number;
+  elapsedS: number;
+  /** Requests to send in all (the arrivals scheduled). */
+  scheduled: number;
+  sent: number;
+  completed: number;
+  failed: number;
+}
+
+/** One request as the client saw it. Times in seconds from the start of the run. */
+export interface RequestResult {
+  index: number;
+  /** When its arrival was due, and when it was sent (later only if the client lagged). */
+  scheduledS: number;
+  sentS: number;
+  ok: boolean;
+  /** Sent to the first non-empty text chunk. */
+  ttftS?: number;
+  /** (last text chunk - first text chunk) / (completion tokens - 1), for 2+ tokens. */
+  tpotS?: number;
+  /** Sent to the end of the response. */
+  e2eS: number;
+  /** From the usage chunk; without one, the number of text chunks. */
+  completionTokens: number;
+  promptTokens?: number;
+  finishReason?: string;
+  /** Failed requests: a reason shared by like failures ('HTTP 404 model_not_found', 'network ECONNRESET', 'timeout'), and the server's message. */
+  error?: string;
+  message?: string;
+}
+
+export interface FailureCount {
+  reason: string;
+  count: number;
+  /** The message of the first such failure. */
+  example: string;
+}
+
+export interface LoadSummary {
+  model: string;
+  /** Offered rate, requests per second. */
+  rate: number;
+  sent: number;
+  completed: number;
+  failed: number;
+  failures: FailureCount[];
+  /** Seconds from the start of the run to the end of its last request. */
+  durationS: number;
+  /** Completed requests per second of durationS. */
+  throughputReqS: number;
+  /** Output tokens of completed requests per second of durationS. */
+  throughputTokS: number;
+  outputTokens: number;
+  /** Over completed requests, seconds (NaN when there are none). */
+  ttftS: Percentiles;
+  tpotS: Percentiles;
+  e2eS: Percentiles;
+  requests: RequestResult[];
+}
+
+export interface SweepOptions extends Omit<LoadOptions, 'rate'> {
+  /** Send one request, unmeasured, before the first rate; its failure aborts the sweep (default true). */
+  warmup?: boolean;
+}
+
+const DEFAULT_TIMEOUT_S = 120;
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+export const BUILTIN_PROMPTS: readonly string[] = [
+  'In the beginning',
+  'And God said',
+  'The Lord is my shepherd',
+  'And it came to pass',
+  'Blessed are the meek',
+  'Now the serpent was',
+  'And Moses went up',
+  'Let there be light',
+];
+
+/** Common words, each about one token for a BPE vocabulary (one for the built-in model's), so n words ~ n tokens. */
+const WORDS = (
+  'the and of to that in he shall unto for his lord they be is him not them it with all thou thy was god which my me said ' +
+  'but ye their have will thee from as are when this out were upon man by king son up there hath then people came had ' +
+  'house into her on she come one we children before your also day land men shalt went hand us let made go things earth ' +
+  'every saying now away did against these city over say may what heaven even so hast word sons father should fire name ' +
+  'brought therefore water spake great behold light life among two servant waters called according good heart place make ' +
+  'bread sea night way evil days mine own back than eat given hear'
+).split(' ');
+
+/** A prompt of `tokens` - 1 seeded words (the server adds BOS), capitalised: about `tokens` tokens. */
+export function generatedPrompt(rng: Rng, tokens: number): string {
+  const n = Math.max(1, Math.round(tokens) - 1);
+  const words: string[] = [];
+  for (let i = 0; i < n; i++) words.push(WORDS[Math.floor(rng.next() * WORDS.length)]!);
+  const text = words.join(' ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** `n` prompts from `source`: a list's (and the built-in) ones in turn, or freshly generated ones. */
+export function makePrompts(source: PromptSource, n: number, seed: number): string[] {
+  if (source.kind === 'generated') {
+    const rng = createRng(seed * 2 + 1);
+    return Array.from({ length: n }, () => generatedPrompt(rng, source.tokens));
+  }
+  const list = source.kind === 'builtin' ? BUILTIN_PROMPTS : source.prompts;
+  if (list.length === 0) throw new HetisError('bad_input', 'no prompts: the prompt list is empty');
+  return Array.from({ length: n }, (_, i) => list[i % list.length]!);
+}
+
+/** Prompts of a file's text: one per non-blank line (a trailing CR dropped). */
+export function promptLines(text: string): string[] {
+  return text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+}
+
+/**
+ * Server-sent events, fed text in pieces that may split a line anywhere: calls `onData` with
+ * each event's data (its `data:` lines joined by newlines) at the blank line that ends it.
+ * Comments and other fields are ignored.
+ */
+export function createSseParser(onData: (data: string) => void): { push(text: string): void; end(): void } {
+  let pending = '';
+  let data: string[] = [];
+  const line = (l: string): void => {
+    if (l === '') {
+      if (data.length > 0) onData(data.join('\n'));
+      data = [];
+    } else if (l.startsWith('data:')) {
+      data.push(l.slice(l.startsWith('data: ') ? 6 : 5));
+    }
+  };
+  return {
+    push(text) {
+      pending += text;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        line(pending.slice(0, nl).replace(/\r$/, ''));
+        pending = pending.slice(nl + 1);
+      }
+    },
+    end() {
+      if (pending !== '') line(pending.replace(/\r$/, ''));
+      pending = '';
+      line('');
+    },
+  };
+}
+
+/** An HTTP client for one server: base URL ending in `/v1/`, headers, and its own agent (destroyed by `closeClient`). */
+interface Client {
+  base: URL;
+  headers: Record<string, string>;
+  agent: http.Agent;
+  request: typeof http.request;
+}
+
+/** 'http://h:8000', 'http://h:8000/', 'http://h:8000/v1' -> 'http://h:8000/v1/'. */
+export function apiBase(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new HetisError('bad_input', `--url: '${url}' is not a URL (expected e.g. http://127.0.0.1:8000)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new HetisError('bad_input', `--url: '${url}' must start with http:// or https://`);
+  const path = u.pathname.replace(/\/+$/, '');
+  u.pathname = `${path.endsWith('/v1') ? path : `${path}/v1`}/`;
+  u.search = '';
+  u.hash = '';
+  return u;
+}
+
+function openClient(url: string, apiKey: string | undefined): Client {
+  const base = apiBase(url);
+  const tls = base.protocol === 'https:';
+  const agent = tls ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const headers: Record<string, string> = { accept: 'application/json, text/event-stream' };
+  if (apiKey !== undefined && apiKey !== '') headers['authorization'] = `Bearer ${apiKey}`;
+  return { base, headers, agent, request: tls ? https.request : http.request };
+}
+
+function closeClient(c: Client): void {
+  c.agent.destroy();
+}
+
+/** Sends one request; resolves at the response's headers. Aborting `signal` destroys the request and its response. */
+function call(c: Client, method: 'GET' | 'POST', path: string, body: object | undefined, signal: AbortSignal): Promise<http.IncomingMessage> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers = payload === undefined ? c.headers : { ...c.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) };
+  return new Promise((resolve, reject) => {
+    const req = c.request(new URL(path, c.base), { method, headers, agent: c.agent, signal }, resolve);
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function readText(res: http.IncomingMessage, limit = ERROR_BODY_LIMIT): Promise<string> {
+  res.setEncoding('utf8');
+  let text = '';
+  for await (const piece of res) {
+    if (text.length < limit) text += piece as string;
+  }
+  return text.slice(0, limit);
+}
+
+/** The OpenAI error body's code (or type) and message, from whatever the server sent. */
+function errorOf(status: number, text: string): { reason: string; message: string } {
+  try {
+    const e = (JSON.parse(text) as { error?: { message?: unknown; code?: unknown; type?: unknown } }).error;
+    const code = typeof e?.code === 'string' ? e.code : typeof e?.type === 'string' ? e.type : '';
+    if (typeof e?.message === 'string') return { reason: `HTTP ${status}${code ? ` ${code}` : ''}`, message: e.message };
+  } catch { /* not JSON: the text itself */ }
+  return { reason: `HTTP ${status}`, message: text.trim().slice(0, 200) || http.STATUS_CODES[status] || '' };
+}
+
+function networkReason(err: unknown): { reason: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : 'error';
+  return { reason: `network ${code}`, message: typeof e?.message === 'string' ? e.message : String(err) };
+}
+
+function isConnectFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT'].includes(code);
+}
+
+/**
+ * Checks that a server answers at the client's URL and names the model to use: `model` when
+ * given, else the first id of GET /v1/models. Throws one clear HetisError otherwise.
+ */
+async function resolveModel(c: Client, url: string, model: string | undefined, timeoutS: number): Promise<string> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), Math.min(timeoutS, 10) * 1000);
+  try {
+    const res = await call(c, 'GET', 'models', undefined, ac.signal);
+    const text = await readText(res, 1 << 20);
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      throw new HetisError('bad_input', `the server at ${url} refused the API key (${errorOf(res.statusCode, text).message}); pass --api-key`);
+    }
+    if (model !== undefined) return model;
+    if (res.statusCode !== 200) throw new HetisError('bad_input', `GET ${new URL('models', c.base).href}: ${errorOf(res.statusCode ?? 0, text).reason}; pass --model`);
+    const ids = (JSON.parse(text) as { data?: { id?: unknown }[] }).data?.map((m) => m.id).filter((id): id is string => typeof id === 'string') ?? [];
+    if (ids[0] === undefined) throw new HetisError('bad_input', `the server at ${url} lists no model; pass --model`);
+    return ids[0];
+  } catch (err) {
+    if (err instanceof HetisError) throw err;
+    if (err instanceof SyntaxError) throw new HetisError('bad_input', `the server at ${url} answered GET /v1/models with something other than a model list; pass --model`);
+    const why = ac.signal.aborted ? 'no answer in time' : (err as { code?: string }).code ?? String(err);
+    if (ac.signal.aborted || isConnectFailure(err)) throw new HetisError('bad_input', `no server answering at ${url} (${why})`);
+    throw new HetisError('bad_input', `cannot reach ${url}: ${why}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface RequestSpec {
+  model: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  timeoutS: number;
+}
+
+/** What one request's stream has shown so far (times from performance.now(), ms). */
+interface StreamState {
+  firstTextAt?: number;
+  lastTextAt?: number;
+  textChunks: number;
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
+  finishReason?: string;
+  done: boolean;
+  error?: { reason: string; message: string };
+}
+
+/** Applies one SSE event's data to the state: text timing, finish reason, usage, an error event. */
+function onEvent(s: StreamState, data: string, now: number): void {
+  if (s.done || s.error) return;
+  if (data === '[DONE]') { s.done = true; return; }
+  let chunk: { error?: { message?: unknown; code?: unknown }; usage?: StreamState['usage'] | null; choices?: { text?: unknown; delta?: { content?: unknown }; finish_reason?: unknown }[] };
+  try {
+    chunk = JSON.parse(data) as typeof chunk;
+  } catch {
+    s.error = { reason: 'bad stream data', message: data.slice(0, 200) };
+    return;
+  }
+  if (chunk.error) {
+    s.error = { reason: `stream error${typeof chunk.error.code === 'string' ? ` ${chunk.error.code}` : ''}`, message: String(chunk.error.message ?? '') };
+    return;
+  }
+  if (chunk.usage) s.usage = chunk.usage;
+  for (const c of chunk.choices ?? []) {
+    const text = typeof c.text === 'string' ? c.text : typeof c.delta?.content === 'string' ? c.delta.content : '';
+    if (text !== '') {
+      s.firstTextAt ??= now;
+      s.lastTextAt = now;
+      s.textChunks++;
+    }
+    if (typeof c.finish_reason === 'string') s.finishReason = c.finish_reason;
+  }
+}
+
+/** One streamed completion, timed. Never throws: every failure is a result with `ok: false`. */
+async function sendOne(c: Client, spec: RequestSpec, index: number, t0: number, scheduledS: number, stop: AbortSignal | undefined): Promise<RequestResult> {
+  const sentAt = performance.now();
+  const base = { index, scheduledS, sentS: (sentAt - t0) / 1000 };
+  const failed = (why: { reason: string; message: string }, tokens = 0): RequestResult =>
+    ({ ...base, ok: false, e2eS: (performance.now() - sentAt) / 1000, completionTokens: tokens, error: why.reason, message: why.message });
+  const ac = new AbortController();
+  let cause: 'timeout' | 'cancelled' | undefined;
+  const abort = (why: 'timeout' | 'cancelled'): void => { cause ??= why; ac.abort(); };
+  const timer = setTimeout(() => abort('timeout'), spec.timeoutS * 1000);
+  const onStop = (): void => abort('cancelled');
+  stop?.addEventListener('abort', onStop, { once: true });
+  const s: StreamState = { textChunks: 0, done: false };
+  try {
+    if (stop?.aborted) abort('cancelled');
+    const res = await call(c, 'POST', 'completions', {
+      model: spec.model, prompt: spec.prompt, max_tokens: spec.maxTokens, temperature: spec.temperature,
+      stream: true, stream_options: { include_usage: true },
+    }, ac.signal);
+    if (res.statusCode !== 200) return failed(errorOf(res.statusCode ?? 0, await readText(res)));
+    res.setEncoding('utf8');
+    const sse = createSseParser((data) => onEvent(s, data, performance.now()));
+    for await (const piece of res) sse.push(piece as string);
+    sse.end();
+    if (s.error) return failed(s.error, s.usage?.completion_tokens ?? s.textChunks);
+    if (!s.done) return failed({ reason: 'stream ended early', message: 'the stream ended before data: [DONE]' }, s.textChunks);
+    const end = performance.now();
+    const tokens = s.usage?.completion_tokens ?? s.textChunks;
+    const r: RequestResult = { ...base, ok: true, e2eS: (end - sentAt) / 1000, completionTokens: tokens };
+    if (s.firstTextAt !== undefined) r.ttftS = (s.firstTextAt - sentAt) / 1000;
+    if (s.firstTextAt !== undefined && s.lastTextAt !== undefined && tokens >= 2) r.tpotS = (s.lastTextAt - s.firstTextAt) / 1000 / (tokens - 1);
+    if (s.usage?.prompt_tokens !== undefined) r.promptTokens = s.usage.prompt_tokens;
+    if (s.finishReason !== undefined) r.finishReason = s.finishReason;
+    return r;
+  } catch (err) {
+    if (cause === 'timeout') return failed({ reason: 'timeout', message: `no complete answer within ${spec.timeoutS} s` }, s.textChunks);
+    if (cause === 'cancelled') return failed({ reason: 'cancelled', message: 'the run was stopped' }, s.textChunks);
+    return failed(networkReason(err), s.textChunks);
+  } finally {
+    clearTimeout(timer);
+    stop?.removeEventListener('abort', onStop);
+  }
+}
+
+/** Resolves at `atMs` (performance.now() time), or at once when `signal` aborts. */
+function sleepUntil(atMs: number, signal: AbortSignal | undefined): Promise<void> {
+  const ms = atMs - performance.now();
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Failures grouped by reason, most frequent first. */
+export function countFailures(results: readonly RequestResult[]): FailureCount[] {
+  const by = new Map<string, FailureCount>();
+  for (const r of results) {
+    if (r.ok) continue;
+    const reason = r.error ?? 'unknown';
+    const f = by.get(reason) ?? { reason, count: 0, example: r.message ?? '' };
+    f.count++;
+    by.set(reason, f);
+  }
+  return [...by.values()].sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason));
+}
+
+/** The summary of one run's request results. */
+export function summarize(model: string, rate: number, results: readonly RequestResult[]): LoadSummary {
+  const ok = results.filter((r) => r.ok);
+  const durationS = results.reduce((m, r) => Math.max(m, r.sentS + r.e2eS), 0);
+  const outputTokens = ok.reduce((n, r) => n + r.completionTokens, 0);
+  const defined = (xs: (number | undefined)[]): number[] => xs.filter((x): x is number => x !== undefined);
+  return {
+    model, rate, sent: results.length, completed: ok.length, failed: results.length - ok.length, failures: countFailures(results),
+    durationS,
+    throughputReqS: durationS > 0 ? ok.length / durationS : 0,
+    throughputTokS: durationS > 0 ? outputTokens / durationS : 0,
+    outputTokens,
+    ttftS: percentiles(defined(ok.map((r) => r.ttftS))),
+    tpotS: percentiles(defined(ok.map((r) => r.tpotS))),
+    e2eS: percentiles(ok.map((r) => r.e2eS)),
+    requests: [...results],
+  };
+}
+
+function checkOptions(o: Omit<LoadOptions, 'rate'>): void {
+  const bad = (m: string): never => { throw new HetisError('bad_input', m); };
+  if (o.durationS === undefined && o.count === undefined) bad('a load needs a duration or a request count');
+  if (o.durationS !== undefined && !(o.durationS > 0 && Number.isFinite(o.durationS))) bad(`--duration must be a positive number of seconds, got ${o.durationS}`);
+  if (o.count !== undefined && !(Number.isInteger(o.count) && o.count >= 1)) bad(`--count must be an integer >= 1, got ${o.count}`);
+  if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 1)) bad(`--max-tokens must be an integer >= 1, got ${o.maxTokens}`);
+  if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad(`--temperature must be a number >= 0, got ${o.temperature}`);
+  if (o.timeoutS !== undefined && !(o.timeoutS > 0 && Number.isFinite(o.timeoutS))) bad(`--timeout must be a positive number of seconds, got ${o.timeoutS}`);
+  if (o.prompts.kind === 'generated' && !(o.prompts.tokens >= 1 && Number.isFinite(o.prompts.tokens))) bad(`--prompt-tokens must be >= 1, got ${o.prompts.tokens}`);
+}
+
+function checkRate(rate: number): void {
+  if (!(rate > 0 && Number.isFinite(rate))) throw new HetisError('bad_input', `a rate must be a positive number of requests per second, got ${rate}`);
+}
+
+/** One rate on an open client: sends every arrival at its time, waits for all to end, summarises. */
+async function runRate(c: Client, model: string, opts: LoadOptions): Promise<LoadSummary> {
+  const seed = opts.seed ?? 0;
+  const arrivals = arrivalTimes(createRng(seed * 2), {
+    process: 'poisson', rate: opts.rate,
+    ...(opts.count !== undefined ? { count: opts.count } : {}), ...(opts.durationS !== undefined ? { duration: opts.durationS } : {}),
+  });
+  const prompts = makePrompts(opts.prompts, arrivals.length, seed);
+  const spec = { model, maxTokens: opts.maxTokens, temperature: opts.temperature ?? 0, timeoutS: opts.timeoutS ?? DEFAULT_TIMEOUT_S };
+  const results: RequestResult[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  const progress = { rate: opts.rate, elapsedS: 0, scheduled: arrivals.length, sent: 0, completed: 0, failed: 0 };
+  const ticker = opts.onProgress === undefined ? undefined : setInterval(() => {
+    progress.elapsedS = (performance.now() - t0) / 1000;
+    opts.onProgress?.({ ...progress });
+  }, 1000);
+  try {
+    for (const [i, at] of arrivals.entries()) {
+      await sleepUntil(t0 + at * 1000, opts.signal);
+      if (opts.signal?.aborted) break;
+      progress.sent++;
+      pending.push(sendOne(c, { ...spec, prompt: prompts[i]! }, i, t0, at, opts.signal).then((r) => {
+        results.push(r);
+        if (r.ok) progress.completed++; else progress.failed++;
+      }));
+    }
+    await Promise.all(pending);
+  } finally {
+    if (ticker !== undefined) clearInterval(ticker);
+  }
+  results.sort((a, b) => a.index - b.index);
+  return summarize(model, opts.rate, results);
+}
+
+/** Runs `fn` on a client for `opts`, the model resolved; the client's sockets are closed after, whatever happens. */
+async function withClient<T>(opts: Omit<LoadOptions, 'rate'>, fn: (c: Client, model: string) => Promise<T>): Promise<T> {
+  checkOptions(opts);
+  const c = openClient(opts.url, opts.apiKey);
+  try {
+    const model = await resolveModel(c, opts.url, opts.model, opts.timeoutS ?? DEFAULT_TIMEOUT_S);
+    return await fn(c, model);
+  } finally {
+    closeClient(c);
+  }
+}
+
+/** One load run at `opts.rate` against the server at `opts.url`. Throws (HetisError) only when no usable server answers. */
+export async function runLoad(opts: LoadOptions): Promise<LoadSummary> {
+  checkRate(opts.rate);
+  return withClient(opts, (c, model) => runRate(c, model, opts));
+}
+
+/** Runs each rate in turn (each waits for the previous one's requests to end); one summary per rate. */
+export async function sweep(rates: readonly number[], opts: SweepOptions): Promise<LoadSummary[]> {
+  if (rates.length === 0) throw new HetisError('bad_input', 'a sweep needs at least one rate');
+  rates.forEach(checkRate);
+  return withClient(opts, async (c, model) => {
+    if (opts.warmup !== false) {
+      const prompt = makePrompts(opts.prompts, 1, opts.seed ?? 0)[0]!;
+      const spec = { model, prompt, maxTokens: opts.maxTokens, temperature: opts.temperature ?? 0, timeoutS: opts.timeoutS ?? DEFAULT_TIMEOUT_S };
+      const r = await sendOne(c, spec, -1, performance.now(), 0, opts.signal);
+      if (!r.ok && r.error !== 'cancelled') throw new HetisError('bad_input', `the warm-up request failed: ${r.error}: ${r.message}`);
+    }
+    const out: LoadSummary[] = [];
+    for (const rate of rates) {
+      if (opts.signal?.aborted) break;
+      out.push(await runRate(c, model, { ...opts, rate }));
+    }
+    return out;
+  });
+}
