@@ -171,7 +171,9 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, Math.max(0, Math.min(next, nextKill, nextReport) - elapsed()) * 1000));
   }
   // Drain: every accepted request must end within a minute.
-  await Promise.race([Promise.all(pending), new Promise((r) => setTimeout(r, 60_000))]);
+  let drainTimer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(pending), new Promise((r) => { drainTimer = setTimeout(r, 60_000); })]);
+  clearTimeout(drainTimer);
   report(true);
   await server.close();
 }
