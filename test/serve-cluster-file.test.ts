@@ -84,6 +84,25 @@ test('hetis serve --cluster FILE: hand-started workers, planned, served, reused'
       await new Promise((r) => setTimeout(r, 300)); // the workers notice and drop their assignment
     }
     assert.ok(workers.every((w) => w.proc.exitCode === null), 'hand-started workers outlive the servers');
+    // An attention worker dies under a running server; requests go on; a new worker at the same
+    // address rejoins.
+    const server = await start(['serve', '--port', '0', '--cluster', file, '--token', 'sesame'], procs);
+    const client = new OpenAI({ baseURL: `${server.line}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const ask = async (): Promise<string> => (await client.completions.create({ model: 'hetis-kjv', prompt: 'And the LORD', max_tokens: 12, temperature: 0 })).choices[0]!.text;
+    const before = await ask();
+    const dying = workers[1]!;
+    process.kill(dying.proc.pid!, 'SIGKILL');
+    await new Promise<void>((r) => dying.proc.once('exit', () => r()));
+    assert.equal(await ask(), before, 'served on the surviving devices');
+    const reborn = await start(['worker', '--listen', dying.line, '--token', 'sesame'], procs);
+    const view = async (): Promise<{ id: string; pid: number; alive: boolean }[]> => ((await (await fetch(`${server.line}/v1/cluster`)).json()) as { devices: { id: string; pid: number; alive: boolean }[] }).devices;
+    for (let i = 0; i < 100 && !(await view()).some((d) => d.pid === reborn.proc.pid && d.alive); i++) {
+      await ask(); // steps let the server notice; the reconnect retries every 2 s
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok((await view()).some((d) => d.pid === reborn.proc.pid && d.alive), `the restarted worker rejoined:\n${server.stderr()}`);
+    assert.equal(await ask(), before);
+    await stopAll([server.proc]);
     // A worker with another token: the server says so and exits.
     const other = await start(['worker', '--listen', '127.0.0.1:0', '--token', 'other'], procs);
     const bad = clusterFile(dir, [other.line, workers[1]!.line, workers[2]!.line]);

@@ -66,8 +66,28 @@ export async function localClusterBackend(o: ClusterBackendOptions & { threads?:
   return { ...build(o, local.workers, local.close, local.restart), local };
 }
 
-/** Connects to workers started by hand at `addresses` (layoutAssignments order). */
-export async function remoteClusterBackend(o: ClusterBackendOptions & { addresses: string[] }): Promise<ClusterBackend> {
-  const workers = await connectWorkers(o.addresses, layoutAssignments(o.spec, o.layout, { path: o.modelPath }, o.addresses), o.token !== undefined ? { token: o.token } : {});
-  return build(o, workers, async () => { await Promise.all(workers.map((w) => w.peer.close())); });
+/**
+ * Connects to workers started by hand at `addresses` (layoutAssignments order). A dead attention
+ * worker is not restarted from here (it runs on another host); its address is tried every
+ * `retryMs` until a worker answers there again, which then rejoins.
+ */
+export async function remoteClusterBackend(o: ClusterBackendOptions & { addresses: string[]; retryMs?: number }): Promise<ClusterBackend> {
+  const copts = o.token !== undefined ? { token: o.token } : {};
+  const workers = await connectWorkers(o.addresses, layoutAssignments(o.spec, o.layout, { path: o.modelPath }, o.addresses), copts);
+  let closed = false;
+  const reconnect = async (deviceId: string): Promise<RemoteWorker> => {
+    const old = workers.find((w) => w.assignment.deviceId === deviceId && w.assignment.primary === undefined);
+    if (old === undefined) throw new Error(`no attention device '${deviceId}'`);
+    for (;;) {
+      if (closed) throw new Error('the server is closing');
+      try {
+        const [w] = await connectWorkers([old.address], [old.assignment], copts);
+        workers[workers.indexOf(old)] = w!;
+        return w!;
+      } catch {
+        await new Promise((r) => setTimeout(r, o.retryMs ?? 2000));
+      }
+    }
+  };
+  return build(o, workers, async () => { closed = true; await Promise.all(workers.map((w) => w.peer.close())); }, reconnect);
 }
