@@ -35,6 +35,9 @@ export interface ServeFlags {
   host: string;
   port: number;
   apiKey?: string;
+  maxQueued: number;
+  maxConnections: number;
+  maxBody: string;
   cluster?: string;
   token?: string;
   primaryKv: string;
@@ -104,6 +107,7 @@ async function clusterBackend(f: ServeFlags, spec: ModelSpec, modelPath: string,
 }
 
 export async function serveCommand(f: ServeFlags): Promise<void> {
+  const maxBodyBytes = parseBytes(f.maxBody, '--max-body'); // flags first, before any process starts
   const modelPath = f.model ?? DEFAULT_MODEL;
   const { model, tokenizer } = openModel(f.model, f.tokenizer);
   const spec = model.spec;
@@ -118,7 +122,10 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     const profile = await findProfile(spec, f.profile, f.threads, f.kernels);
     backend = await clusterBackend(f, spec, modelPath, modelName, tokenizer, profile);
   }
-  const server = await startServer(backend, { host: f.host, port: f.port, ...(f.apiKey !== undefined ? { apiKey: f.apiKey } : {}), log: (l) => say(l) });
+  const server = await startServer(backend, {
+    host: f.host, port: f.port, ...(f.apiKey !== undefined ? { apiKey: f.apiKey } : {}),
+    maxQueued: f.maxQueued, maxConnections: f.maxConnections, maxBodyBytes, log: (l) => say(l),
+  });
   say(`serving ${modelName} on ${server.url} (OpenAI API under /v1; docs/serving.md)`);
   process.stdout.write(`${server.url}\n`);
   await new Promise<void>((resolveStop) => {
