@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, type EngineConfig } from '../src/engine/engine.js';
-import type { Executor } from '../src/engine/types.js';
 import type { ModelSpec } from '../src/model/spec.js';
 import type { LoadedModel } from '../src/model/weights.js';
 import { loadLlama2c } from '../src/model/llama2c.js';
@@ -15,6 +14,7 @@ import { layoutAssignments, layoutDevices, type ClusterLayout } from '../src/run
 import { ClusterExecutor } from '../src/runtime/cluster-executor.js';
 import { inProcessCluster } from '../src/runtime/in-process-cluster.js';
 import { HeadKv } from '../src/runtime/head-kv.js';
+import { runToEnd } from './helpers/engine-run.js';
 import { randomModel } from './helpers/random-model.js';
 import { missingShared, stories260K } from './helpers/shared.js';
 
@@ -29,18 +29,7 @@ function prompts(spec: ModelSpec): number[][] {
   return [0, 1, 2, 3, 4].map((s) => Array.from({ length: 5 + s * 7 }, (_, i) => 1 + ((i * 11 + s * 5) % (spec.vocabSize - 1))));
 }
 
-/** Greedy tokens per request, all requests submitted at once (batched, chunked prefill). */
-async function run(config: EngineConfig, exec: Executor, reqs: number[][], maxTokens: number, during?: (engine: Engine, step: number) => void): Promise<number[][]> {
-  const out = reqs.map(() => [] as number[]);
-  const engine = new Engine(config, exec, { onToken: (id, tok) => out[Number(id)]!.push(tok) });
-  reqs.forEach((p, i) => engine.submit({ id: String(i), arrival: 0, promptTokens: p, promptLength: p.length, maxTokens }));
-  for (let s = 0; engine.hasWork(); s++) {
-    during?.(engine, s);
-    await engine.step(s);
-  }
-  await engine.releaseFreed();
-  return out;
-}
+const run = runToEnd;
 
 function layout(tp: number, stages: number, primaryBytes = 1 << 20): ClusterLayout {
   return {

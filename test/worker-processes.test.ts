@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Engine, type EngineConfig } from '../src/engine/engine.js';
-import type { Executor } from '../src/engine/types.js';
 import { loadModel } from '../src/model/load.js';
 import type { LoadedModel } from '../src/model/weights.js';
 import { writeGgufModel } from '../src/model/gguf-llama.js';
@@ -16,6 +15,7 @@ import { localEngineConfig } from '../src/runtime/local-devices.js';
 import { layoutDevices, type ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { ClusterExecutor } from '../src/runtime/cluster-executor.js';
 import { startLocalCluster } from '../src/runtime/local-cluster.js';
+import { runToEnd } from './helpers/engine-run.js';
 import { randomModel, syntheticVocab } from './helpers/random-model.js';
 import { tempDir } from './helpers/files.js';
 import { missingShared, stories260K } from './helpers/shared.js';
@@ -31,17 +31,7 @@ function prompts(vocab: number): number[][] {
   return [0, 1, 2, 3].map((s) => Array.from({ length: 4 + s * 9 }, (_, i) => 3 + ((i * 11 + s * 5) % (vocab - 3))));
 }
 
-async function run(config: EngineConfig, exec: Executor, reqs: number[][], maxTokens: number, during?: (engine: Engine, step: number) => void): Promise<number[][]> {
-  const out = reqs.map(() => [] as number[]);
-  const engine = new Engine(config, exec, { onToken: (id, tok) => out[Number(id)]!.push(tok) });
-  reqs.forEach((p, i) => engine.submit({ id: String(i), arrival: 0, promptTokens: p, promptLength: p.length, maxTokens }));
-  for (let s = 0; engine.hasWork(); s++) {
-    during?.(engine, s);
-    await engine.step(s);
-  }
-  await engine.releaseFreed();
-  return out;
-}
+const run = runToEnd;
 
 const layout = (tp: number, stages: number): ClusterLayout => ({
   primary: { id: 'primary', tp, stages, kvCapacityBytes: 1 << 20 },

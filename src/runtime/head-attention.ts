@@ -54,26 +54,26 @@ export function attendPacked(
 }
 
 /**
- * Copies, for each item, rows row0 .. row0+count-1 of a primary's head-column buffer `full`
- * ([n, fullWidth], head h at column (h - headBase) * width) into the packed layout.
- * `rows[i]` is the first batch row of items[i].
+ * Calls visit(fullOffset, packedOffset) for every (token, head) block of the items, in packed
+ * order: a primary's head-column buffer holds head h of batch row r at r*fullWidth +
+ * (h - headBase)*width; `rows[i]` is the first batch row of items[i].
  */
+function forEachBlock(items: readonly AttentionItem[], rows: readonly number[], fullWidth: number, headBase: number, width: number, visit: (full: number, packed: number) => void): void {
+  let o = 0;
+  items.forEach((it, idx) => {
+    for (let i = 0; i < it.count; i++) {
+      const r = (rows[idx]! + i) * fullWidth;
+      for (const h of it.heads) { visit(r + (h - headBase) * width, o); o += width; }
+    }
+  });
+}
+
+/** Copies the items' (token, head) blocks of `full` ([n, fullWidth]) into the packed layout. */
 export function packHeads(
   full: Float32Array, fullWidth: number, headBase: number, width: number,
   items: readonly AttentionItem[], rows: readonly number[], packed: Float32Array,
 ): void {
-  let o = 0;
-  items.forEach((it, idx) => {
-    const row0 = rows[idx]!;
-    for (let i = 0; i < it.count; i++) {
-      const r = (row0 + i) * fullWidth;
-      for (const h of it.heads) {
-        const src = r + (h - headBase) * width;
-        packed.set(full.subarray(src, src + width), o);
-        o += width;
-      }
-    }
-  });
+  forEachBlock(items, rows, fullWidth, headBase, width, (f, p) => packed.set(full.subarray(f, f + width), p));
 }
 
 /** Inverse of packHeads: writes packed (token, head) blocks back into `full`. */
@@ -81,17 +81,7 @@ export function unpackHeads(
   packed: Float32Array, fullWidth: number, headBase: number, width: number,
   items: readonly AttentionItem[], rows: readonly number[], full: Float32Array,
 ): void {
-  let o = 0;
-  items.forEach((it, idx) => {
-    const row0 = rows[idx]!;
-    for (let i = 0; i < it.count; i++) {
-      const r = (row0 + i) * fullWidth;
-      for (const h of it.heads) {
-        full.set(packed.subarray(o, o + width), r + (h - headBase) * width);
-        o += width;
-      }
-    }
-  });
+  forEachBlock(items, rows, fullWidth, headBase, width, (f, p) => full.set(packed.subarray(p, p + width), f));
 }
 
 export { AttentionScratch };
