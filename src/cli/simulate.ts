@@ -1,8 +1,9 @@
 // Owns: the `hetis simulate` command: workload and systems in, one run per (system, rate) on the
 // virtual clock, a table or JSON lines out, and the files of --out (charts and results.csv by
-// sim/report.ts). Must not: simulate (sim/ does).
+// sim/report.ts); and `--cluster local`: the local CPU cluster exactly as `hetis serve` starts it
+// (same flags, devices, profile and engine configuration). Must not: simulate (sim/ does).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HetisError } from '../util/errors.js';
@@ -17,6 +18,16 @@ import { runEngines, systemConfigs, SYSTEMS, type SystemName } from '../sim/simu
 import { runMetrics, type RunMetrics } from '../sim/metrics.js';
 import { digestRun, writeReport, type RunDigest } from '../sim/report.js';
 import { createProgress } from './progress.js';
+import type { EngineConfig } from '../engine/engine.js';
+import type { ProfileFile } from '../cost/profile-types.js';
+import { modelShape, sameShape } from '../cost/profiled.js';
+import type { ModelSpec } from '../model/spec.js';
+import { layoutDevices, type ClusterLayout } from '../runtime/cluster-layout.js';
+import { localEngineConfig, SERVING_TUNING } from '../runtime/local-devices.js';
+import { SIM_EOS } from '../sim/executor.js';
+import { fitToContext } from '../sim/evaluation.js';
+import { parseBytes } from '../util/units.js';
+import { parseAttentionList } from './serve.js';
 
 export interface SimulateFlags {
   cluster: string;
@@ -31,6 +42,41 @@ export interface SimulateFlags {
   ttftSlo: number;
   json?: boolean;
   out?: string;
+  /** `--cluster local` only, as `hetis serve` reads them (same defaults). */
+  primaryKv?: string;
+  attention?: string;
+  tp?: number;
+  pp?: number;
+  profile?: string;
+}
+
+/** `--cluster local`: the cluster `hetis serve` starts on this machine by default. */
+export const LOCAL_CLUSTER = 'local';
+
+/** The profile `hetis serve` reads for `spec`: the given file, else its cache (.hetis-cache/profile-<model>.json). */
+export function localProfile(spec: ModelSpec, path: string | undefined): { profile: ProfileFile; path: string } {
+  const file = path ?? resolve('.hetis-cache', `profile-${spec.name.replace(/[^A-Za-z0-9._-]+/g, '-')}.json`);
+  if (!existsSync(file)) {
+    throw new HetisError('bad_input', `no profile of this machine at ${file}: run \`hetis profile --model MODEL --out ${file}\` (or \`hetis serve\` once), or pass --profile FILE`);
+  }
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as ProfileFile;
+  if (!profile.profiles.some((d) => sameShape(d.model, modelShape(spec)))) throw new HetisError('bad_input', `${file} has no tables for ${spec.name}'s shape`);
+  return { profile, path: file };
+}
+
+/**
+ * The engine configuration of `hetis serve` on the local cluster the flags describe
+ * (server/cluster-backend.ts builds the same from the same layout), with the simulated
+ * sampler's EOS.
+ */
+export function localClusterConfig(spec: ModelSpec, f: Pick<SimulateFlags, 'primaryKv' | 'attention' | 'tp' | 'pp' | 'profile'>): { config: EngineConfig; layout: ClusterLayout; profilePath: string } {
+  const tp = f.tp ?? 1, pp = f.pp ?? 1;
+  const layout: ClusterLayout = {
+    primary: { id: 'primary', tp, stages: pp, kvCapacityBytes: parseBytes(f.primaryKv ?? '32MiB', '--primary-kv') },
+    attention: parseAttentionList(f.attention ?? '64MiB,32MiB:2'), blockSize: SERVING_TUNING.blockSize,
+  };
+  const { profile, path } = localProfile(spec, f.profile);
+  return { config: localEngineConfig(spec, layoutDevices(layout), [SIM_EOS], { profile, tp, stages: pp }), layout, profilePath: path };
 }
 
 /** Folders searched for the trace presets' files: $HETIS_TRACE_DIR, ./data/traces, ../shared/data/traces (from here and from the package). */
@@ -65,10 +111,14 @@ function line(system: string, rate: number | undefined, m: RunMetrics): Record<s
 }
 
 export async function simulateCommand(f: SimulateFlags): Promise<void> {
-  const cluster = loadCluster(f.cluster);
+  const local = f.cluster === LOCAL_CLUSTER;
   const model = resolveModelSpec(f.model);
+  const localConfig = local ? localClusterConfig(model, f) : undefined;
+  if (localConfig !== undefined) process.stderr.write(`hetis simulate: the local cluster of \`hetis serve\` with ${localConfig.profilePath}\n`);
+  const cluster = local ? undefined : loadCluster(f.cluster);
   const cost = createRooflineCostModel(model, FP16);
-  const systems = parseSystems(f.systems);
+  // The local cluster runs one system: Hetis as `hetis serve` runs it.
+  const systems: string[] = local ? ['hetis'] : parseSystems(f.systems);
   const rates = parseRates(f.rate);
   const options = { ...DEFAULT_PLANNER_OPTIONS, tpotSlo: f.tpotSlo };
   const rows: Record<string, unknown>[] = [];
@@ -79,10 +129,12 @@ export async function simulateCommand(f: SimulateFlags): Promise<void> {
       ...(rate !== undefined ? { rate } : {}), ...(f.duration !== undefined ? { duration: f.duration } : {}), ...(f.count !== undefined ? { count: f.count } : {}),
     });
     // Clients ask for generous limits; each request ends where its trace says (EOS), not at a cap the dispatcher could read.
-    const requests = w.requests.map((r) => ({ ...r, maxTokens: Math.max(r.outputLength ?? 0, 2048) }));
+    // A small local model's context cuts requests as evaluation harnesses do (fitToContext).
+    const fitted = local ? fitToContext(w.requests, model.contextLength) : w.requests;
+    const requests = fitted.map((r) => ({ ...r, maxTokens: Math.max(r.outputLength ?? 0, 2048) }));
     const summary = { ...planningSummary(describeWorkload(w)), ...(rate !== undefined ? { rate } : {}) };
     for (const system of systems) {
-      const { configs } = systemConfigs(system, cluster, cost, summary, options);
+      const configs = localConfig !== undefined ? [localConfig.config] : systemConfigs(system as SystemName, cluster!, cost, summary, options).configs;
       const progress = createProgress(process.stderr, `simulate ${system}${rate !== undefined ? ` @ ${rate} req/s` : ''}`);
       const run = await runEngines(configs, requests, undefined, (done, total) => progress.update(done, total, `requests, ${done}/${total}`));
       progress.finish();
@@ -106,7 +158,7 @@ export async function simulateCommand(f: SimulateFlags): Promise<void> {
   }
   if (f.out !== undefined) {
     writeFileSync(join(f.out, 'results.json'), `${JSON.stringify(rows, null, 2)}\n`);
-    const { warning } = writeReport(f.out, digests, `${basename(f.model)}, ${basename(f.workload)}, ${basename(f.cluster)}`);
+    const { warning } = writeReport(f.out, digests, `${basename(f.model)}, ${basename(f.workload)}, ${local ? 'local cluster' : basename(f.cluster)}`);
     if (warning !== undefined) process.stderr.write(`warning: ${warning}\n`);
   }
 }

@@ -57,6 +57,12 @@ export interface DeviceProfile {
   dense: OpTable[];
   decodeAttention?: DecodeAttentionProfile;
   prefillAttention?: PrefillAttentionProfile;
+  /**
+   * Seconds a step's work on this device takes beyond its ops' tables when a worker process runs
+   * it, woken by the step's message (caches and predictors cold after waiting): measured on
+   * one-token steps of a real local cluster (`hetis profile` of a model file).
+   */
+  stepOverhead?: number;
 }
 
 /** Message time over a link at ascending sizes, and the latency/bandwidth fitted to it. */
@@ -66,6 +72,13 @@ export interface LinkProfile {
   seconds: number[];
   latency: number;
   bandwidth: number;
+  /**
+   * Round trips measured inside the runtime's steps (seconds; `hetis profile` of a model file):
+   * engine -> primary -> engine of a one-token step and one attend call, each less the work done.
+   * When present, `seconds` and `latency` were raised so that a round trip (two messages) costs
+   * their mean: `pingLatency` is the latency an isolated ping measured.
+   */
+  runtime?: { step: number; attend: number; pingLatency: number };
 }
 
 /** A profile file: what `hetis profile` writes (JSON). */

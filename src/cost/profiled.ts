@@ -36,6 +36,7 @@ interface DeviceTables {
   ops: Map<string, OpTable>; // key `${op}@${tp}`
   decode?: DecodeAttentionProfile;
   prefill?: PrefillAttentionProfile;
+  stepOverhead?: number;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -59,6 +60,7 @@ function withSource(parts: Record<string, number>, source: Record<string, Estima
  *   ('decode_attn'), source 'fit'.
  * - Prefill attention: the table measures one chunk over all KV heads; a batch is looked up at
  *   the chunk length with the same causal work (pairs x heads).
+ * - Step overhead: the profile's stepOverhead for the device (0 without).
  * - Links: a LinkProfile of the link's kind gives sendRecv from its table inside the measured
  *   sizes and its fitted latency/bandwidth outside; allReduce uses the fitted latency/bandwidth
  *   in the ring formula (with the link's allReduceEfficiency).
@@ -77,6 +79,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       t.ops.set(key(table.op, table.tp), table);
     }
     if (p.decodeAttention !== undefined) t.decode = p.decodeAttention;
+    if (p.stepOverhead !== undefined) t.stepOverhead = p.stepOverhead;
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -189,6 +192,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       }
       const latency = Math.min(p.latency, t);
       return withSource({ latency, transfer: t - latency }, { latency: 'table', transfer: 'table' });
+    },
+
+    stepOverhead(device) {
+      return byDevice.get(device.name)?.stepOverhead ?? base.stepOverhead?.(device) ?? 0;
     },
 
     weightBytes(layers, tp, extras) {

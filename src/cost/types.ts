@@ -81,6 +81,17 @@ export interface CostModel {
   allReduce(link: LinkSpec, bytes: number, ranks: number): Estimate;
   /** One point-to-point message of `bytes` over `link` (pipeline hop, q/output of remote heads, KV copy). */
   sendRecv(link: LinkSpec, bytes: number): Estimate;
+  /**
+   * Optional: seconds a device adds to one attention call (one layer's attention for the heads it
+   * holds) beyond `compute`, the call's attention time by decodeAttention + prefillAttention.
+   * Absent: nothing. The local cluster's emulated slow devices use it (runtime/local-devices.ts).
+   */
+  attendDelay?(device: DeviceSpec, compute: number): number;
+  /**
+   * Optional: seconds one step's work on `device` takes beyond its ops, when a worker process
+   * runs the step (profiled CPU devices: DeviceProfile.stepOverhead). Absent: nothing.
+   */
+  stepOverhead?(device: DeviceSpec): number;
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

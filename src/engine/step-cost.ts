@@ -1,8 +1,10 @@
 // Owns: the predicted duration of one engine step from the cost model: dense layers over the
 // pipeline stages, prefill attention on the primaries, decode attention on every device that
 // holds heads (with its network traffic), KV shipped after prefill, and migrations copied before
-// the step. The simulated executor advances its clock by this; the engine records it as the
-// prediction of every real step. Must not: hold state.
+// the step; and, for real serving by worker processes (stages with an `engineLink`), that
+// runtime's step: the engine's message to each stage and back, every device attending its own
+// heads in prefill as in decode, migrations as round trips. The simulated executor advances its
+// clock by this; the engine records it as the prediction of every real step. Must not: hold state.
 
 import type { CostModel, PrefillChunk } from '../cost/types.js';
 import type { DeviceSpec, LinkSpec } from '../hardware/types.js';
@@ -16,6 +18,23 @@ export interface DenseStage {
   hostLink: LinkSpec;
   /** Link to the next stage (undefined for the last). */
   nextLink?: LinkSpec;
+  /**
+   * Real serving by worker processes (runtime/; absent in the GPU simulator): the link between
+   * the engine and this stage's ranks. Each step's message (token ids, positions, every
+   * sequence's head owners; hidden states into a later stage) crosses it and the reply (hidden
+   * states, or the sampled ids from the last stage) comes back, stage after stage through the
+   * engine, so `nextLink` is not used. In that runtime the heads placed off the primaries are
+   * attended by their owners in prefill as in decode (q, k, v sent every layer, so no KV is
+   * shipped after the step), and each migrated head is copied by three round trips (export,
+   * import, drop) one after another.
+   */
+  engineLink?: LinkSpec;
+  /**
+   * With `engineLink`: cores the attention of one layer gets, all devices together (absent:
+   * every device computes at once, as on separate hosts). The local cluster's processes share
+   * this machine's cores and, each woken by the primary's message, in effect take turns: 1.
+   */
+  attentionCores?: number;
 }
 
 /** A device that holds KV heads, as the step cost sees it. */
@@ -40,6 +59,8 @@ export interface StepShape {
   shippedHeadTokens: number[];
   /** KV head-tokens copied by migrations before the step, per link (device index of the destination). */
   migratedHeadTokens: number[];
+  /** Heads moved by those migrations, per destination device (absent: one move per destination with head-tokens). */
+  migratedHeads?: number[];
 }
 
 export interface StepCost {
@@ -60,6 +81,7 @@ export interface StepCost {
  * device's time (devices work in parallel); network per layer: one message out, one back.
  */
 export function stepCost(cost: CostModel, stages: readonly DenseStage[], devices: readonly AttentionDevice[], s: StepShape): StepCost {
+  if (stages.some((st) => st.engineLink !== undefined)) return runtimeStepCost(cost, stages, devices, s);
   const m = cost.model;
   const act = cost.precision.activation;
   const tokens = s.decodeTokens + s.prefill.reduce((a, c) => a + c.tokens, 0);
@@ -110,4 +132,99 @@ export function stepCost(cost: CostModel, stages: readonly DenseStage[], devices
   });
   const parts = { dense, all_reduce: allReduce, prefill_attention: prefillAttn, decode_attention: decodeAttn, pipeline_hops: hops, lm_head: lmHead, kv_shipping: shipping, migration };
   return { seconds: Object.values(parts).reduce((a, b) => a + b, 0), interval: busiest + shipping + migration, parts };
+}
+
+/** JSON bytes of one sequence's entry in a step message, besides its head owners. */
+const SEQUENCE_META_BYTES = 48;
+/** JSON bytes of one head owner's id in a step message (a quoted device id and a comma). */
+const OWNER_META_BYTES = 10;
+/** JSON bytes of one sampled row's sampling parameters in a step message. */
+const SAMPLING_META_BYTES = 16;
+/** JSON bytes of a stage's reply besides its tensors (the timing breakdown). */
+const REPLY_META_BYTES = 96;
+
+/**
+ * The step of real serving by worker processes (runtime/primary.ts, runtime/cluster-executor.ts):
+ *
+ *   Σ stages [ engine → stage message + reply + the stage's step overhead (cost.stepOverhead)
+ *              + layers x (dense + all-reduces + max over devices of one layer's attention) ]
+ *   + LM head + migrations (before the step, one head after another)
+ *
+ * One layer's attention on a device is its decode attention plus its share of the prefill
+ * attention (the chunks' heads it holds); off the primaries add its q, k, v out and its output
+ * back for every (head, token) it holds in the step, and what the device adds to each call
+ * (cost.attendDelay: an emulated slow device's sleep). The primaries' heads are split over the
+ * stage's tensor-parallel ranks. Devices work in parallel (the layer takes the slowest), but
+ * their computing together takes at least the sum of their compute over the cores they share
+ * (attentionCores), plus the longest messages.
+ */
+function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices: readonly AttentionDevice[], s: StepShape): StepCost {
+  const m = cost.model;
+  const act = cost.precision.activation;
+  const group = m.nHeads / m.nKvHeads;
+  const prefillTokens = s.prefill.reduce((a, c) => a + c.tokens, 0);
+  const tokens = s.decodeTokens + prefillTokens;
+  const sequences = s.decodeTokens + s.prefill.length;
+  // KV heads of the prefill chunks each device holds (head-tokens / tokens: exact when every chunk is split alike).
+  const prefillHeads = devices.map((d, i) => (d.primary || prefillTokens === 0 ? 0 : (s.shippedHeadTokens[i] ?? 0) / prefillTokens));
+  const localPrefillHeads = Math.max(0, m.nKvHeads - prefillHeads.reduce((a, b) => a + b, 0));
+  let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
+  stages.forEach((st, si) => {
+    // Per device: its attention compute, and off the primaries its messages and added delay.
+    let computeSum = 0, slowest = 0, network = 0, networkSum = 0, busy = 0;
+    devices.forEach((d, i) => {
+      const heads = s.decodeHeads[i] ?? 0;
+      const headTokens = s.decodeHeadTokens[i] ?? 0;
+      if (d.primary) {
+        const local = (heads > 0 ? cost.decodeAttention(d.spec, headTokens / st.tp, heads / st.tp).seconds : 0)
+          + (prefillTokens > 0 && localPrefillHeads > 0 ? cost.prefillAttention(st.spec, s.prefill, localPrefillHeads / st.tp).seconds : 0);
+        computeSum += local * st.tp;
+        if (local > 0) busy += st.tp;
+        slowest = Math.max(slowest, local);
+        return;
+      }
+      const pairs = heads + (s.shippedHeadTokens[i] ?? 0); // (head, token) pairs sent to d this layer
+      if (pairs === 0) return;
+      const compute = (heads > 0 ? cost.decodeAttention(d.spec, headTokens, heads).seconds : 0)
+        + (prefillHeads[i]! > 0 ? cost.prefillAttention(d.spec, s.prefill, prefillHeads[i]!).seconds : 0);
+      const messages = cost.sendRecv(d.link, pairs * (group + 2) * m.headDim * act).seconds + cost.sendRecv(d.link, pairs * group * m.headDim * act).seconds;
+      const delay = cost.attendDelay?.(d.spec, compute) ?? 0;
+      computeSum += compute;
+      network = Math.max(network, messages);
+      networkSum += messages;
+      busy++;
+      slowest = Math.max(slowest, compute + delay + messages);
+    });
+    // Devices in parallel (the slowest one), unless they share fewer cores than they need: then
+    // their compute adds up over the cores, and so does the CPU half of every round trip but the
+    // longest (handling a message; the other half, waking up, overlaps).
+    const cores = st.attentionCores ?? Infinity;
+    const shared = computeSum / cores + network + (busy > cores ? (networkSum - network) / 2 : 0);
+    const layerAttention = Math.max(slowest, shared);
+    const last = si === stages.length - 1;
+    if (tokens > 0) {
+      dense += st.layers * cost.denseLayer(st.spec, tokens, st.tp).seconds;
+      if (st.tp > 1) allReduce += st.layers * 2 * cost.allReduce(st.hostLink, tokens * m.dim * act, st.tp).seconds;
+    }
+    attention += st.layers * layerAttention;
+    if (last && s.sampledRows > 0) lmHead = cost.lmHead(st.spec, s.sampledRows, st.tp).seconds;
+    const hidden = tokens * m.dim * act;
+    const message = 12 * tokens + (4 + SAMPLING_META_BYTES) * s.sampledRows + sequences * (SEQUENCE_META_BYTES + OWNER_META_BYTES * m.nKvHeads) + (si > 0 ? hidden : 0);
+    const reply = REPLY_META_BYTES + (last ? 4 * s.sampledRows : hidden);
+    const link = st.engineLink ?? st.hostLink;
+    engine += cost.sendRecv(link, message).seconds + cost.sendRecv(link, reply).seconds;
+    if (tokens > 0) wake += cost.stepOverhead?.(st.spec) ?? 0;
+  });
+  // Each migrated head: export (a request, its KV back), import (its KV out, a reply), drop (two small messages).
+  let migration = 0;
+  const perHeadToken = cost.kvBytesPerHeadToken();
+  devices.forEach((d, i) => {
+    const moved = s.migratedHeadTokens[i] ?? 0;
+    const n = s.migratedHeads?.[i] ?? (moved > 0 ? 1 : 0);
+    if (n === 0) return;
+    migration += n * (4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, (moved * perHeadToken) / n).seconds);
+  });
+  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration };
+  const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
+  return { seconds, interval: seconds, parts };
 }

@@ -1,7 +1,8 @@
 // Owns: timing the real forward pieces op by op: the dense ops of every layer and the LM head
 // over a token grid (DenseRunner's own per-op methods, layers swept in forward order so weights
 // come from memory as they do in a step), decode attention over (heads, context) points, and
-// causal prefill attention per chunk size (attendHeads on a HeadKvStore). Must not: fit, write
+// causal prefill attention per chunk size, both as a worker runs its heads (per-head KV in a
+// HeadKv; q, k, v packed per head, attendPacked, the output unpacked). Must not: fit, write
 // files or choose grids.
 
 import type { AttentionPoint } from '../cost/profile-types.js';
@@ -9,10 +10,9 @@ import type { DenseOp } from '../cost/types.js';
 import type { ModelSpec } from '../model/spec.js';
 import { median } from '../util/fit.js';
 import { createRng } from '../util/rng.js';
-import { AttentionScratch, attendHeads } from './attention.js';
-import type { TokenBatch } from './batch.js';
 import type { DenseRunner } from './dense.js';
-import { HeadKvStore } from './kv-store.js';
+import { HeadKv } from './head-kv.js';
+import { AttentionScratch, attendPacked, packedLength, packHeads, unpackHeads, type AttentionItem } from './head-attention.js';
 
 /** Ops of one layer in forward order, then the LM head. */
 export const PROFILED_OPS = ['input_norm', 'qkv', 'rope', 'o', 'add', 'post_attn_norm', 'mlp_up', 'act', 'mlp_down', 'lm_head'] as const;
@@ -51,6 +51,12 @@ export interface Sampling {
   min: number;
   max: number;
   seconds: number;
+  /**
+   * Idle pause before each timed run, ms (default 0). A worker idles between steps (waiting for
+   * the engine's next message) and its next step runs slower than back-to-back repeats would:
+   * on the 2-core development VM a decode pass after 0.3 ms idle took 1.17x, after 2 ms 1.46x.
+   */
+  pauseMs?: number;
 }
 
 /** Runs `run` as `s` says and returns the timed results; `cost` reads a result's seconds. */
@@ -58,7 +64,9 @@ export function sample<T>(s: Sampling, run: () => T, cost: (t: T) => number): T[
   for (let i = 0; i < s.warmup; i++) run();
   const out: T[] = [];
   let spent = 0;
+  const idle = s.pauseMs !== undefined && s.pauseMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
   while (out.length < s.min || (out.length < s.max && spent < s.seconds)) {
+    if (idle !== undefined) Atomics.wait(idle, 0, 0, s.pauseMs);
     const t = run();
     spent += cost(t);
     out.push(t);
@@ -142,16 +150,6 @@ export function weightSweep(runner: DenseRunner): () => void {
   };
 }
 
-/** A batch of one token for each of `requests` sequences (ids 0..requests-1) at `position`. */
-function decodeBatch(requests: number, position: number): TokenBatch {
-  return {
-    n: requests,
-    tokens: new Int32Array(requests),
-    seqs: Int32Array.from({ length: requests }, (_, i) => i),
-    positions: new Int32Array(requests).fill(position),
-  };
-}
-
 /** Decode attention grid: KV heads per request (store sizes), requests, and context lengths. */
 export interface DecodeGrid {
   headsPerRequest: number[];
@@ -159,9 +157,34 @@ export interface DecodeGrid {
   contexts: number[];
 }
 
+/** KV block size of the stores the attention timings use (the serving engine's). */
+const BLOCK = 16;
+
+/**
+ * One layer's attention for `items` as a primary rank runs the heads it holds (runtime/primary.ts):
+ * q, k, v of the items' heads packed out of the step's [n, heads x width] buffers into fresh
+ * arrays, attendPacked on the store (appending k, v), the output unpacked into `attn`. An
+ * attention worker runs the same minus the packing, which the primary does for it.
+ */
+function attendAsPrimary(
+  store: HeadKv, layer: number, group: number, hd: number, items: readonly AttentionItem[], rows: readonly number[],
+  full: { q: Float32Array; k: Float32Array; v: Float32Array; attn: Float32Array; qw: number; kw: number }, scratch: AttentionScratch, kernels: DenseRunner['kernels'],
+): void {
+  const block = group * hd;
+  const q = new Float32Array(packedLength(items, block));
+  const k = new Float32Array(packedLength(items, hd));
+  const v = new Float32Array(k.length);
+  const out = new Float32Array(q.length);
+  packHeads(full.q, full.qw, 0, block, items, rows, q);
+  packHeads(full.k, full.kw, 0, hd, items, rows, k);
+  packHeads(full.v, full.kw, 0, hd, items, rows, v);
+  attendPacked(store, layer, group, items, q, k, v, out, scratch, kernels);
+  unpackHeads(out, full.qw, 0, block, items, rows, full.attn);
+}
+
 /**
  * Decode attention of one layer: for each store size h (KV heads per request), each context c and
- * each request count R, times attendHeads for R sequences whose caches hold c - 1 positions (the
+ * each request count R, times the attention of R sequences whose caches hold c - 1 positions (the
  * step appends the c-th and attends over c), over every layer in turn, per layer. A point has
  * heads = R x h and headTokens = R x h x c.
  */
@@ -172,40 +195,38 @@ export function timeDecodeAttention(
   const flush = weightSweep(runner);
   const group = spec.nHeads / spec.nKvHeads;
   const hd = spec.headDim;
+  const L = spec.nLayers;
   const scratch = new AttentionScratch();
   const points: AttentionPoint[] = [];
   const maxR = Math.max(...grid.requests);
   const row = randomArray(hd, 21);
+  const qw = spec.nHeads * hd, kw = spec.nKvHeads * hd;
+  const full = { q: randomArray(maxR * qw, 22), k: randomArray(maxR * kw, 23), v: randomArray(maxR * kw, 24), attn: new Float32Array(maxR * qw), qw, kw };
+  const contexts = [...new Set(grid.contexts)].sort((a, b) => a - b);
+  const maxC = contexts[contexts.length - 1]!;
   for (const h of grid.headsPerRequest) {
-    const store = new HeadKvStore(spec.nLayers, hd, Array.from({ length: h }, (_, i) => i));
-    const q = randomArray(maxR * h * group * hd, 22), out = new Float32Array(q.length);
-    const k = randomArray(maxR * h * hd, 23), v = randomArray(maxR * h * hd, 24);
+    const heads = Array.from({ length: h }, (_, i) => i);
+    const store = new HeadKv([0, L], hd, BLOCK, maxR * h * Math.ceil(maxC / BLOCK) + 1);
     let filled = 0; // positions cached for every sequence 0..maxR-1
-    const contexts = [...grid.contexts].sort((a, b) => a - b);
     for (const c of contexts) {
       for (let s = 0; s < maxR; s++) {
-        for (let p = filled; p < c - 1; p++) {
-          for (let l = 0; l < spec.nLayers; l++) for (let li = 0; li < h; li++) store.write(s, l, li, p, row, 0, row, 0);
-        }
+        for (let l = 0; l < L; l++) for (const head of heads) for (let p = filled; p < c - 1; p++) store.write(s, head, l, p, row, 0, row, 0);
       }
       filled = Math.max(filled, c - 1);
       for (const R of grid.requests) {
-        const batch = decodeBatch(R, c - 1);
+        const items: AttentionItem[] = Array.from({ length: R }, (_, s) => ({ seq: s, start: c - 1, count: 1, heads }));
+        const rows = items.map((_, s) => s);
+        const once = (): void => { for (let l = 0; l < L; l++) attendAsPrimary(store, l, group, hd, items, rows, full, scratch, runner.kernels); };
         // The first point warms up the JIT; the first of each store also absorbs the collection
-        // of the previous store's buffers.
+        // of the previous store's buffers. Position c - 1 is rewritten by every repeat.
         const extra = points.length === 0 ? 100 : c === contexts[0] && R === grid.requests[0] ? 20 : 0;
-        for (let r = 0; r < extra; r++) {
-          for (let l = 0; l < spec.nLayers; l++) attendHeads(store, l, group, batch, q, k, v, out, scratch, runner.kernels);
-          for (let s = 0; s < R; s++) store.truncate(s, c - 1);
-        }
+        for (let r = 0; r < extra; r++) once();
         const samples = sample(sampling, () => {
           flush();
           const t0 = clock.now();
-          for (let l = 0; l < spec.nLayers; l++) attendHeads(store, l, group, batch, q, k, v, out, scratch, runner.kernels);
-          const dt = (clock.now() - t0 - clock.overhead) / spec.nLayers;
-          for (let s = 0; s < R; s++) store.truncate(s, c - 1);
-          return dt;
-        }, (dt) => dt * spec.nLayers);
+          once();
+          return (clock.now() - t0 - clock.overhead) / L;
+        }, (dt) => dt * L);
         const p = { heads: R * h, headTokens: R * h * c, seconds: median(samples) };
         points.push(p);
         onPoint(p);
@@ -222,20 +243,20 @@ export function timeDecodeAttention(
 export function timePrefillAttention(clock: Clock, spec: ModelSpec, runner: DenseRunner, tokens: number, sampling: Sampling): number {
   const group = spec.nHeads / spec.nKvHeads;
   const hd = spec.headDim;
-  const store = new HeadKvStore(spec.nLayers, hd, Array.from({ length: spec.nKvHeads }, (_, i) => i));
+  const L = spec.nLayers;
+  const heads = Array.from({ length: spec.nKvHeads }, (_, i) => i);
+  const store = new HeadKv([0, L], hd, BLOCK, spec.nKvHeads * Math.ceil(tokens / BLOCK) + 1);
   const scratch = new AttentionScratch();
-  const q = randomArray(tokens * spec.nHeads * hd, 31), out = new Float32Array(q.length);
-  const k = randomArray(tokens * spec.nKvHeads * hd, 32), v = randomArray(tokens * spec.nKvHeads * hd, 33);
-  const batch: TokenBatch = {
-    n: tokens, tokens: new Int32Array(tokens), seqs: new Int32Array(tokens), positions: Int32Array.from({ length: tokens }, (_, i) => i),
-  };
+  const qw = spec.nHeads * hd, kw = spec.nKvHeads * hd;
+  const full = { q: randomArray(tokens * qw, 31), k: randomArray(tokens * kw, 32), v: randomArray(tokens * kw, 33), attn: new Float32Array(tokens * qw), qw, kw };
+  const items: AttentionItem[] = [{ seq: 0, start: 0, count: tokens, heads }];
   const flush = weightSweep(runner);
   const samples = sample(sampling, () => {
     store.free(0);
     flush();
     const t0 = clock.now();
-    for (let l = 0; l < spec.nLayers; l++) attendHeads(store, l, group, batch, q, k, v, out, scratch, runner.kernels);
-    return (clock.now() - t0 - clock.overhead) / spec.nLayers;
-  }, (dt) => dt * spec.nLayers);
+    for (let l = 0; l < L; l++) attendAsPrimary(store, l, group, hd, items, [0], full, scratch, runner.kernels);
+    return (clock.now() - t0 - clock.overhead) / L;
+  }, (dt) => dt * L);
   return median(samples);
 }

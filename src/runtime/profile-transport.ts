@@ -1,64 +1,17 @@
-// Owns: measuring message time between two worker processes on this machine: two child node
-// processes exchange length-prefixed messages over TCP on 127.0.0.1, and the one-way time
-// (round trip / 2) is fitted to latency + bytes / bandwidth. Must not: leave a child running.
+// Owns: measuring message time between worker processes on this machine as the runtime sends
+// messages: this process requests a worker process (worker-main, unassigned) over the hetis
+// transport on 127.0.0.1 (frames, JSON part, raw tensor bytes, its handshake), with a pause between
+// round trips as between a step's layers, and the one-way time (round trip less half the smallest
+// one) is fitted to latency + bytes / bandwidth. Must not: leave the worker running.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { LinkProfile } from '../cost/profile-types.js';
 import { HetisError } from '../util/errors.js';
 import { median, nonNegativeLeastSquares } from '../util/fit.js';
-
-/** Echo worker: listens on an OS-chosen port, prints {"port"}, returns each whole frame as received. */
-const ECHO_SCRIPT = `
-const net = require('node:net');
-const srv = net.createServer((sock) => {
-  sock.setNoDelay(true);
-  let chunks = [], have = 0, need = -1;
-  sock.on('data', (d) => {
-    chunks.push(d); have += d.length;
-    for (;;) {
-      if (need < 0 && have >= 4) { const b = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks); chunks = [b]; need = 4 + b.readUInt32LE(0); }
-      if (need < 0 || have < need) return;
-      const b = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-      sock.write(b.subarray(0, need));
-      chunks = have > need ? [b.subarray(need)] : []; have -= need; need = -1;
-    }
-  });
-  sock.on('error', () => {});
-});
-srv.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: srv.address().port }) + '\\n'));
-`;
-
-/** Client worker: argv = port, sizes (comma list), warm-ups, repeats; prints one JSON line per size. */
-const CLIENT_SCRIPT = `
-const net = require('node:net');
-const [port, sizesArg, warmArg, repArg] = process.argv.slice(1);
-const sizes = sizesArg.split(',').map(Number), warm = Number(warmArg), reps = Number(repArg);
-const sock = net.connect(Number(port), '127.0.0.1');
-sock.setNoDelay(true);
-let waiting = null, chunks = [], have = 0;
-sock.on('data', (d) => {
-  chunks.push(d); have += d.length;
-  if (waiting && have >= waiting.need) { const w = waiting; waiting = null; chunks = []; have = 0; w.resolve(); }
-});
-const roundTrip = (frame) => new Promise((resolve) => { waiting = { need: frame.length, resolve }; sock.write(frame); });
-sock.on('connect', async () => {
-  for (const size of sizes) {
-    const frame = Buffer.alloc(4 + size, 7);
-    frame.writeUInt32LE(size, 0);
-    const rtts = [];
-    for (let r = 0; r < warm + reps; r++) {
-      const t0 = process.hrtime.bigint();
-      await roundTrip(frame);
-      const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (r >= warm) rtts.push(dt);
-    }
-    process.stdout.write(JSON.stringify({ bytes: size, rtts }) + '\\n');
-  }
-  sock.end();
-  process.exit(0);
-});
-`;
+import { connect } from './transport/index.js';
 
 export interface TransportOptions {
   /** Message payload sizes, bytes, ascending. */
@@ -72,51 +25,77 @@ export interface TransportOptions {
   onSpawn?: (pid: number) => void;
   /** Called after each size is measured. */
   onSize?: (bytes: number) => void;
+  /** Idle pause before each round trip, ms (default DEFAULT_PAUSE_MS). */
+  pauseMs?: number;
 }
 
 /** Default sizes: 64 B .. 4 MiB in factors of 4. */
 export const TRANSPORT_SIZES: readonly number[] = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 
+/** How to run worker-main from here: the compiled .js directly, the .ts source through tsx. */
+function workerCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  const entry = here.replace(/profile-transport\.(ts|js)$/, (_, ext: string) => `worker-main.${ext}`);
+  // tsx resolved here, not from the working directory (which may be anywhere).
+  return here.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
+}
+
+/** Blocks this thread for `ms` milliseconds without spinning (the process idles, as between messages). */
+function pause(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
- * Measures message time between two child processes over loopback TCP. One-way seconds per size
- * are the median round trip / 2; latency and bandwidth come from a fit weighted by relative error.
- * Both children are killed (by pid) and reaped before this returns or throws.
+ * Measures message time to a worker process over loopback TCP through the hetis transport: a
+ * request carrying `bytes` of tensor data and the worker's small reply ('info'). One-way seconds
+ * per size are the median round trip less half the median round trip of the smallest size;
+ * latency and bandwidth come from a fit weighted by relative error. The worker is killed (by pid)
+ * and reaped before this returns or throws.
  */
 export async function measureTransport(o: TransportOptions): Promise<LinkProfile> {
   const children: ChildProcess[] = [];
-  const start = (args: string[]): { child: ChildProcess; lines: AsyncIterable<string> } => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    if (child.pid !== undefined) o.onSpawn?.(child.pid);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-    child.on('exit', (code) => { if (code !== 0 && code !== null && stderr) process.stderr.write(`hetis: transport worker: ${stderr}`); });
-    return { child, lines: createInterface({ input: child.stdout! }) };
-  };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HetisError('internal', 'transport measurement timed out')), (o.timeoutSeconds ?? 120) * 1000);
   });
+  const token = randomBytes(16).toString('hex');
   try {
     const run = async (): Promise<{ bytes: number; rtts: number[] }[]> => {
-      const echo = start(['-e', ECHO_SCRIPT]);
-      const first = await echo.lines[Symbol.asyncIterator]().next();
-      if (first.done === true) throw new HetisError('internal', 'transport echo worker exited before listening');
-      const { port } = JSON.parse(first.value) as { port: number };
-      const client = start(['-e', CLIENT_SCRIPT, String(port), o.sizes.join(','), String(o.warmup), String(o.repeats)]);
-      const results: { bytes: number; rtts: number[] }[] = [];
-      for await (const line of client.lines) {
-        if (!line.startsWith('{')) continue;
-        const r = JSON.parse(line) as { bytes: number; rtts: number[] };
-        results.push(r);
-        o.onSize?.(r.bytes);
+      const child = spawn(process.execPath, [...workerCommand(), JSON.stringify({ listen: '127.0.0.1:0', token, threads: 1, kernels: 'reference' })], { stdio: ['pipe', 'pipe', 'pipe'] });
+      children.push(child);
+      if (child.pid !== undefined) o.onSpawn?.(child.pid);
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
+      const first = await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next();
+      if (first.done === true) throw new HetisError('internal', `transport worker exited before listening${stderr ? `: ${stderr}` : ''}`);
+      const { listening } = JSON.parse(first.value) as { listening: string };
+      const peer = await connect(listening, { token });
+      try {
+        // Both processes' JIT and the connection warm up before anything is timed.
+        const small = new Uint8Array(o.sizes[0] ?? 64);
+        for (let r = 0; r < JIT_WARMUP; r++) await peer.request('info', null, [small]);
+        const results: { bytes: number; rtts: number[] }[] = [];
+        for (const size of o.sizes) {
+          const payload = new Uint8Array(size).fill(7);
+          const rtts: number[] = [];
+          for (let r = 0; r < o.warmup + o.repeats; r++) {
+            pause(o.pauseMs ?? DEFAULT_PAUSE_MS);
+            const t0 = performance.now();
+            await peer.request('info', null, [payload]);
+            if (r >= o.warmup) rtts.push((performance.now() - t0) / 1000);
+          }
+          results.push({ bytes: size, rtts });
+          o.onSize?.(size);
+        }
+        return results;
+      } finally {
+        await peer.close();
       }
-      if (results.length !== o.sizes.length) throw new HetisError('internal', `transport client reported ${results.length} of ${o.sizes.length} sizes`);
-      return results;
     };
     const results = await Promise.race([run(), timeout]);
     const bytes = results.map((r) => r.bytes);
-    const seconds = results.map((r) => median(r.rtts) / 2);
+    const base = median(results[0]!.rtts) / 2; // the other direction: a small message
+    const seconds = results.map((r) => Math.max(median(r.rtts) - base, 1e-9));
     const [latency, perByte] = nonNegativeLeastSquares(bytes.map((b) => [1, b]), seconds, seconds.map((s) => 1 / (s * s)));
     return { kind: 'loopback', bytes, seconds, latency: latency!, bandwidth: perByte! > 0 ? 1 / perByte! : Number.MAX_VALUE };
   } finally {
@@ -124,6 +103,12 @@ export async function measureTransport(o: TransportOptions): Promise<LinkProfile
     await Promise.all(children.map(killAndReap));
   }
 }
+
+/** Untimed round trips before the first size. */
+const JIT_WARMUP = 50;
+
+/** Pause before each round trip, ms: about one layer's dense work at small batches, when a worker waits between messages. */
+export const DEFAULT_PAUSE_MS = 0.2;
 
 /** SIGKILL by pid unless already exited, then wait for the exit so the pid is reaped. */
 function killAndReap(child: ChildProcess): Promise<void> {

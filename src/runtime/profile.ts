@@ -4,8 +4,9 @@
 // profiled cost model reads. Must not: write files or print (callers get onProgress).
 
 import { cpus, hostname, totalmem } from 'node:os';
-import type { DecodeAttentionProfile, DeviceProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
-import { modelShape } from '../cost/profiled.js';
+import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
+import { createProfiledCostModel, modelShape } from '../cost/profiled.js';
+import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
 import type { DeviceSpec } from '../hardware/types.js';
 import { randomWeights } from '../model/random.js';
@@ -19,6 +20,7 @@ import {
   denseSweep, makeClock, PROFILED_OPS, sample, timeDecodeAttention, timePrefillAttention, weightSweep,
   type Clock, type DecodeGrid, type ProfiledOp, type Sampling,
 } from './profile-ops.js';
+import { measureRuntimeRoundTrips } from './profile-runtime.js';
 import { measureTransport, TRANSPORT_SIZES } from './profile-transport.js';
 
 /** The shape profiled when no model is given: stories15M (llama2.c) with an untied LM head. */
@@ -42,15 +44,28 @@ export interface ProfileOptions {
   kernels?: KernelPreference;
   /** A reduced grid and fewer repeats (seconds, for tests and smoke runs). */
   quick?: boolean;
-  /** Token counts of the dense tables (default 1 .. 512 in powers of 2; quick: 1, 4, 16, 64). */
+  /**
+   * Token counts of the dense tables (default: every count from 1 to 256, then 320 .. 512 by 64;
+   * quick: 1, 4, 16, 64). Every count, because the BLAS matrix products are a sawtooth in the
+   * row count (OpenBLAS here: a count of 4k + 3 rows takes up to 1.7x the time of 4k + 4, and 2 rows
+   * about what 4 take), which no interpolation between powers of two recovers.
+   */
   tokens?: readonly number[];
   /**
    * Timed repeats per point after a warm-up, at least (default 7; quick 3): cheap points repeat
    * up to 40 times or 0.3 s of measured time (not in quick mode). The median is kept.
    */
   repeats?: number;
+  /** Idle pause before each timed dense sweep and attention repeat, ms (default DEFAULT_PAUSE_MS; see Sampling.pauseMs). */
+  pauseMs?: number;
   /** Measure the transport between two worker processes (default true). */
   transport?: boolean;
+  /**
+   * The model's file: with it (and the transport measured), the link's latency is taken from
+   * round trips inside real steps of a local cluster running it (profile-runtime.ts), which cost
+   * more than an isolated ping.
+   */
+  modelPath?: string;
   /** DeviceSpec.name of this CPU (default 'cpu-<hostname>'). */
   deviceName?: string;
   /** Called after each measured point with the points done so far, the total, and what ran. */
@@ -62,12 +77,16 @@ export interface ProfileOptions {
 /** Everything a run measures, sized by quick or full mode. */
 interface Plan {
   tokens: number[];
+  /** Sampling of the dense tables (many points, each cheap). */
+  denseSampling: Sampling;
   decode: DecodeGrid;
   prefill: number[];
   transportSizes: number[];
   transportRepeats: number;
   /** Sampling of every table point (warm-up, min/max repeats, measured seconds per point). */
   sampling: Sampling;
+  /** Idle pause before each timed dense sweep, ms. */
+  pauseMs: number;
   /** Side of the square matrix product that measures peak FLOP/s. */
   peakSide: number;
   /** Bytes of the matrix read to measure memory bandwidth (must exceed the last-level cache). */
@@ -76,7 +95,7 @@ interface Plan {
 
 function makePlan(spec: ModelSpec, o: ProfileOptions): Plan {
   const quick = o.quick === true;
-  const tokens = [...new Set(o.tokens ?? (quick ? [1, 4, 16, 64] : [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]))].sort((a, b) => a - b);
+  const tokens = [...new Set(o.tokens ?? (quick ? [1, 4, 16, 64] : FULL_DENSE_TOKENS))].sort((a, b) => a - b);
   if (tokens.length === 0 || tokens.some((t) => !Number.isInteger(t) || t < 1)) {
     throw new HetisError('bad_input', `profile token counts must be positive integers, got ${JSON.stringify(o.tokens)}`);
   }
@@ -88,14 +107,26 @@ function makePlan(spec: ModelSpec, o: ProfileOptions): Plan {
   return {
     tokens,
     decode: { headsPerRequest, requests: quick ? [1, 4] : [1, 4, 16, 32], contexts: [...new Set(contexts)] },
-    prefill: tokens.filter((t) => t <= ctx),
+    prefill: (quick || o.tokens !== undefined ? tokens : FULL_PREFILL_TOKENS).filter((t) => t <= ctx),
     transportSizes: quick ? [64, 16384, 1048576] : [...TRANSPORT_SIZES],
-    transportRepeats: quick ? 5 : 30,
-    sampling: { warmup: 1, min: repeats, max: quick ? repeats : Math.max(repeats, 40), seconds: quick ? 0 : 0.3 },
+    transportRepeats: quick ? 5 : 100,
+    sampling: { warmup: 1, min: repeats, max: quick ? repeats : Math.max(repeats, 40), seconds: quick ? 0 : 0.3, pauseMs: o.pauseMs ?? DEFAULT_PAUSE_MS },
+    denseSampling: quick || o.repeats !== undefined || o.tokens !== undefined
+      ? { warmup: 1, min: repeats, max: quick ? repeats : Math.max(repeats, 40), seconds: quick ? 0 : 0.3 }
+      : { warmup: 1, min: 5, max: 15, seconds: 0.05 },
+    pauseMs: o.pauseMs ?? DEFAULT_PAUSE_MS,
     peakSide: quick ? 256 : 1024,
     bandwidthBytes: quick ? 64 << 20 : 256 << 20,
   };
 }
+
+/** Idle pause before each timed repeat, ms: about what a worker idles between two steps (or two layers' attention calls) while serving. */
+export const DEFAULT_PAUSE_MS = 0.2;
+
+/** The full profile's dense token counts: every count to 256 (see ProfileOptions.tokens), then by 64 to 512. */
+const FULL_DENSE_TOKENS: readonly number[] = [...Array.from({ length: 256 }, (_, i) => i + 1), 320, 384, 448, 512];
+/** The full profile's prefill attention chunk lengths (a smooth curve: no need for every count). */
+const FULL_PREFILL_TOKENS: readonly number[] = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
 
 /** Measures this machine's CPU device for one model shape; see ProfileOptions. */
 export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile> {
@@ -112,12 +143,11 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
   const plan = makePlan(spec, o);
   const transport = o.transport !== false;
   const decodePoints = plan.decode.headsPerRequest.length * plan.decode.requests.length * plan.decode.contexts.length;
-  const total = 3 + plan.tokens.length + decodePoints + plan.prefill.length + (transport ? plan.transportSizes.length : 0);
+  const total = 3 + plan.tokens.length + decodePoints + plan.prefill.length + (transport ? plan.transportSizes.length + (o.modelPath !== undefined ? 1 : 0) : 0);
   let done = 0;
   const progress = (label: string): void => { done++; o.onProgress?.(done, total, label); };
 
-  const warmJit = weightSweep(runner); // compiles the element-wise ops before anything is timed
-  for (let i = 0; i < 20; i++) warmJit();
+  await warmUp(clock, runner, plan);
   const dense = await measureDense(clock, runner, plan, progress);
 
   const points = timeDecodeAttention(clock, spec, runner, plan.decode, plan.sampling, (p) => {
@@ -127,6 +157,8 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
   const decodeAttention = fitDecodeAttention(points);
 
   const prefillSeconds: number[] = [];
+  const warmPrefill = plan.prefill[Math.floor(plan.prefill.length / 2)];
+  if (warmPrefill !== undefined) timePrefillAttention(clock, spec, runner, warmPrefill, { warmup: 10, min: 1, max: 1, seconds: 0 }); // JIT
   for (const t of plan.prefill) {
     prefillSeconds.push(positive(timePrefillAttention(clock, spec, runner, t, { ...plan.sampling, warmup: plan.sampling.warmup + 2 })));
     progress(`prefill attention, ${t} tokens`);
@@ -141,6 +173,19 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       onSize: (b) => progress(`transport, ${b} bytes`),
     })]
     : [];
+  let stepOverhead: number | undefined;
+  if (links[0] !== undefined && o.modelPath !== undefined) {
+    const attention = (headTokens: number, heads: number): number => decodeAttention.fixed + decodeAttention.perHead * heads + decodeAttention.perHeadToken * headTokens;
+    const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
+    const rt = await measureRuntimeRoundTrips({
+      spec, modelPath: o.modelPath, steps: o.quick === true ? 30 : 150, attention,
+      localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
+      ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
+    });
+    links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
+    stepOverhead = rt.stepOverhead;
+    progress('round trips inside steps');
+  }
 
   const profile: DeviceProfile = {
     device: device.name,
@@ -149,6 +194,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
     dense,
     decodeAttention,
     ...(plan.prefill.length > 0 ? { prefillAttention: { tokens: plan.prefill, seconds: prefillSeconds } } : {}),
+    ...(stepOverhead !== undefined ? { stepOverhead } : {}),
   };
   const cpu = cpus();
   const native = kernels as Partial<{ config: string }>;
@@ -179,12 +225,36 @@ async function measureDense(clock: Clock, runner: DenseRunner, plan: Plan, progr
   for (const n of plan.tokens) {
     const sweep = denseSweep(clock, runner, n);
     const layers = runner.spec.nLayers;
-    const samples = sample({ ...plan.sampling, warmup: DENSE_WARMUP }, sweep, (t) => PROFILED_OPS.reduce((a, op) => a + t[op] * (op === 'lm_head' ? 1 : layers), 0));
+    const samples = sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => PROFILED_OPS.reduce((a, op) => a + t[op] * (op === 'lm_head' ? 1 : layers), 0));
     for (const op of PROFILED_OPS) perOp.get(op)!.push(positive(median(samples.map((t) => t[op]))));
     progress(`dense ops, ${n} tokens`);
     await yieldToLoop();
   }
   return PROFILED_OPS.map((op) => ({ op, tp: 1, tokens: [...plan.tokens], seconds: perOp.get(op)! }));
+}
+
+/**
+ * Runs the dense sweeps untimed until V8 has compiled them: at a few token counts, then until
+ * a sweep at one token costs no more CPU than wall time. Until then V8's compiler threads run
+ * beside the sweeps, and the CPU clock (which counts every thread) charged them to the first
+ * points measured: small token counts read up to 2x high in a fresh process.
+ */
+async function warmUp(clock: Clock, runner: DenseRunner, plan: Plan): Promise<void> {
+  const jit = weightSweep(runner);
+  for (let i = 0; i < 20; i++) jit();
+  for (const n of [1, 2, 3, 4, 8, 64].filter((t) => t <= Math.max(...plan.tokens))) {
+    const sweep = denseSweep(clock, runner, n);
+    for (let i = 0; i < 20; i++) sweep();
+    await yieldToLoop();
+  }
+  const cpu = makeClock('cpu');
+  const one = denseSweep(clock, runner, 1);
+  for (let i = 0; i < 200; i++) {
+    const w0 = performance.now(), c0 = cpu.now();
+    one();
+    if (cpu.now() - c0 <= 1.2 * (performance.now() - w0) / 1000) break;
+    await new Promise((r) => setTimeout(r, 5)); // let the compiler threads finish
+  }
 }
 
 /** Untimed sweeps before each size's timed ones. */
@@ -193,6 +263,16 @@ const DENSE_WARMUP = 2;
 /** Lets a progress display draw between measurements. */
 function yieldToLoop(): Promise<void> {
   return new Promise((r) => setImmediate(r));
+}
+
+/**
+ * The link with its one-way latency raised to half the mean of the round trips measured inside
+ * steps (never lowered), every measured size shifted alike.
+ */
+export function withRuntimeLatency(link: LinkProfile, step: number, attend: number): LinkProfile {
+  const latency = Math.max(link.latency, (step + attend) / 4);
+  const shift = latency - link.latency;
+  return { ...link, seconds: link.seconds.map((s) => s + shift), latency, runtime: { step, attend, pingLatency: link.latency } };
 }
 
 /** seconds = fixed + perHead x heads + perHeadToken x headTokens, non-negative, by relative error. */

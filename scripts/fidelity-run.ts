@@ -1,0 +1,107 @@
+// The real half of the fidelity study (scripts/fidelity.ts, test/fidelity.test.ts): a local
+// cluster of worker processes behind the HTTP server, as `hetis serve` starts it, in this process
+// (so the engine's request and step records can be read directly), and an open-loop client that
+// sends a workload's requests at their arrival times (prompts as token ids of exact lengths,
+// greedy, non-streaming) and records what each asked for.
+
+import { readFileSync } from 'node:fs';
+import type { ProfileFile } from '../src/cost/profile-types.js';
+import type { Engine, EngineConfig } from '../src/engine/engine.js';
+import type { Tokenizer } from '../src/model/tokenizer.js';
+import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
+import { localClusterBackend } from '../src/server/cluster-backend.js';
+import { generatedPrompt } from '../src/server/loadgen.js';
+import { startServer } from '../src/server/server.js';
+import type { LoadRequest, RealRun } from '../src/sim/local-fidelity.js';
+import { openModel } from '../src/cli/open-model.js';
+import { createRng } from '../src/util/rng.js';
+
+export interface LocalServer {
+  url: string;
+  modelName: string;
+  engine: Engine;
+  /** The engine configuration the server runs with (what `hetis simulate --cluster local` rebuilds). */
+  config: EngineConfig;
+  tokenizer: Tokenizer;
+  contextLength: number;
+  /** Process ids of the worker processes. */
+  pids: number[];
+  close(): Promise<void>;
+}
+
+/** Starts the worker processes of `layout` and the HTTP server in front of them (a free port). */
+export async function startLocalServer(o: { modelPath: string; layout: ClusterLayout; profile: ProfileFile; name?: string; log?: (l: string) => void }): Promise<LocalServer> {
+  const { model, tokenizer } = openModel(o.modelPath, undefined);
+  const name = o.name ?? 'fidelity';
+  const backend = await localClusterBackend({
+    name, spec: model.spec, tokenizer, modelPath: o.modelPath, layout: o.layout, profile: o.profile,
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
+  // Keep every record (the server bounds the engine's history by default; a run is read at its end).
+  backend.engineConfig = { ...backend.engineConfig, history: Number.MAX_SAFE_INTEGER };
+  const server = await startServer(backend, { port: 0, maxQueued: 4096 });
+  return {
+    url: server.url, modelName: name, engine: server.engine, config: backend.engineConfig, tokenizer, contextLength: model.spec.contextLength,
+    pids: backend.local?.processes.map((p) => p.pid ?? 0) ?? [],
+    close: () => server.close(),
+  };
+}
+
+/** A prompt of exactly `n` token ids: BOS, then seeded common words. */
+export function promptIds(tokenizer: Tokenizer, seed: number, n: number): number[] {
+  const rng = createRng(seed);
+  const ids = [tokenizer.bosId];
+  while (ids.length < n) ids.push(...tokenizer.encode(` ${generatedPrompt(rng, n)}`));
+  return ids.slice(0, n);
+}
+
+export interface LoadResult extends RealRun {
+  /** Requests the server refused or failed, with the reason. */
+  failures: string[];
+  /** Seconds from the first request sent to the last response. */
+  wall: number;
+}
+
+/**
+ * Sends `requests` open-loop (each at its arrival time after the start, whatever the server's
+ * pace), waits for every response, and returns the engine's records of this run: its requests
+ * and the steps taken from the first arrival to the last response.
+ */
+export async function runLoad(server: LocalServer, requests: readonly LoadRequest[], seed: number): Promise<LoadResult> {
+  const engine = server.engine;
+  const firstRecord = engine.records.length, firstStep = engine.steps.length;
+  const prompts = requests.map((r, i) => promptIds(server.tokenizer, seed * 100_003 + i, r.promptLength));
+  const maxTokens = new Map<string, number>();
+  const failures: string[] = [];
+  const send = async (i: number): Promise<void> => {
+    const r = requests[i]!;
+    try {
+      const res = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: server.modelName, prompt: prompts[i], max_tokens: r.maxTokens, temperature: 0 }),
+      });
+      const body = await res.json() as { id?: string; error?: { message?: string } };
+      if (!res.ok || body.id === undefined) { failures.push(`HTTP ${res.status}: ${body.error?.message ?? ''}`); return; }
+      maxTokens.set(`${body.id}-0`, r.maxTokens);
+    } catch (e) {
+      failures.push(e instanceof Error ? e.message : String(e));
+    }
+  };
+  const t0 = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < requests.length; i++) {
+    const wait = requests[i]!.arrival * 1000 - (performance.now() - t0);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pending.push(send(i));
+  }
+  await Promise.all(pending);
+  const wall = (performance.now() - t0) / 1000;
+  const records = engine.records.slice(firstRecord).filter((r) => maxTokens.has(r.id));
+  if (records.length !== maxTokens.size) throw new Error(`the engine kept ${records.length} of the run's ${maxTokens.size} request records (history trimmed?)`);
+  return { records, steps: engine.steps.slice(firstStep), maxTokens, failures, wall };
+}
+
+/** Reads a profile file. */
+export function readProfile(path: string): ProfileFile {
+  return JSON.parse(readFileSync(path, 'utf8')) as ProfileFile;
+}

@@ -1,0 +1,112 @@
+// The simulator against real serving (scripts/fidelity.ts does the timing): a short workload runs
+// on a real local cluster (the built-in model, worker processes, the HTTP server) and is replayed
+// on the virtual clock with the server's engine configuration; every request finishes in both
+// with the same number of tokens. `hetis simulate --cluster local` builds the engine
+// configuration the server runs with. The pure parts of src/sim/local-fidelity.ts by example.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { StepRecord } from '../src/engine/types.js';
+import { openModel } from '../src/cli/open-model.js';
+import { localClusterConfig } from '../src/cli/simulate.js';
+import { parseAttentionList } from '../src/cli/serve.js';
+import { profileLocal } from '../src/runtime/profile.js';
+import { SERVING_TUNING } from '../src/runtime/local-devices.js';
+import { compareReplay, poissonWorkload, replayRequests, scaledTrace, stepErrors, stepKind, targetCheck } from '../src/sim/local-fidelity.js';
+import { runLoad, startLocalServer } from '../scripts/fidelity-run.js';
+import { tempDir } from './helpers/files.js';
+import { repoRoot } from './helpers/shared.js';
+import { writeFileSync } from 'node:fs';
+
+const MODEL = join(repoRoot, 'models/hetis-kjv.gguf');
+
+function step(o: Partial<StepRecord>): StepRecord {
+  return { index: 0, start: 0, seconds: 0.01, interval: 0.01, predictedSeconds: 0.01, prefillTokens: 0, decodeTokens: 1, migrations: 0, migratedBytes: 0, kvUsedBlocks: {}, ...o };
+}
+
+test('stepKind and stepErrors: kinds by tokens and migrations; error = predicted / measured - 1', () => {
+  assert.equal(stepKind(step({ prefillTokens: 10, decodeTokens: 0 })), 'prefill');
+  assert.equal(stepKind(step({ prefillTokens: 10, decodeTokens: 2 })), 'mixed');
+  assert.equal(stepKind(step({ decodeTokens: 3 })), 'decode');
+  assert.equal(stepKind(step({ prefillTokens: 10, migrations: 1 })), 'migration');
+  const steps = [step({ seconds: 0.01, predictedSeconds: 0.011 }), step({ seconds: 0.02, predictedSeconds: 0.018 }), step({ prefillTokens: 5, decodeTokens: 0, seconds: 0.1, predictedSeconds: 0.05 })];
+  const e = stepErrors(steps);
+  assert.deepEqual(e.map((x) => x.kind), ['prefill', 'decode', 'all']);
+  const decode = e.find((x) => x.kind === 'decode')!;
+  assert.equal(decode.steps, 2);
+  assert.ok(Math.abs(decode.p10 - -0.1) < 1e-9 && Math.abs(decode.p90 - 0.1) < 1e-9);
+  assert.ok(Math.abs(e.find((x) => x.kind === 'prefill')!.p50 - -0.5) < 1e-9);
+});
+
+test('replayRequests: arrivals from 0, the client max_tokens, the generated lengths; failed requests left out', () => {
+  const records = [
+    { id: 'b', arrival: 12, promptLength: 5, outputLength: 7, firstTokenAt: 12.1, finishedAt: 12.5, finishReason: 'stop' as const, preemptions: 0 },
+    { id: 'a', arrival: 10, promptLength: 9, outputLength: 16, firstTokenAt: 10.2, finishedAt: 11, finishReason: 'length' as const, preemptions: 0 },
+    { id: 'c', arrival: 13, promptLength: 9, outputLength: 0, finishedAt: 13, finishReason: 'error' as const, preemptions: 0 },
+  ];
+  const r = replayRequests({ records, steps: [], maxTokens: new Map([['a', 16], ['b', 30], ['c', 4]]) });
+  assert.deepEqual(r, [
+    { id: 'a', arrival: 0, promptLength: 9, maxTokens: 16, outputLength: 16 },
+    { id: 'b', arrival: 2, promptLength: 5, maxTokens: 30, outputLength: 7 },
+  ]);
+});
+
+test('workloads: Poisson lengths in range and fitted to the context; the trace scaled and fitted; same seed, same requests', () => {
+  const p = poissonWorkload({ seed: 3, rate: 10, count: 50, prompt: [16, 128], output: [16, 128], context: 200 });
+  assert.equal(p.length, 50);
+  assert.equal(p[0]!.arrival, 0);
+  for (const r of p) assert.ok(r.promptLength >= 1 && r.maxTokens >= 16 && r.promptLength + r.maxTokens <= 200);
+  assert.deepEqual(p, poissonWorkload({ seed: 3, rate: 10, count: 50, prompt: [16, 128], output: [16, 128], context: 200 }));
+  const w = { name: 't', requests: [{ id: 'x', arrival: 1, promptLength: 3000, maxTokens: 400, outputLength: 400 }, { id: 'y', arrival: 2, promptLength: 1000, maxTokens: 200, outputLength: 200 }] };
+  assert.deepEqual(scaledTrace(w, 0.1, 256), [{ arrival: 1, promptLength: 216, maxTokens: 40 }, { arrival: 2, promptLength: 100, maxTokens: 20 }]);
+});
+
+test('hetis simulate --cluster local: the engine configuration hetis serve runs with (devices, capacities, stages, tuning)', async () => {
+  const { model } = openModel(MODEL, undefined);
+  const profile = await profileLocal({ model: model.spec, quick: true, transport: false, tokens: [1, 16] });
+  {
+    const file = join(tempDir('fidelity'), 'profile.json');
+    writeFileSync(file, JSON.stringify(profile));
+    const { config } = localClusterConfig(model.spec, { primaryKv: '16MiB', attention: '8MiB,4MiB:3', profile: file });
+    const server = await startLocalServer({ modelPath: MODEL, profile, layout: { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 16 << 20 }, attention: parseAttentionList('8MiB,4MiB:3'), blockSize: SERVING_TUNING.blockSize } });
+    try {
+      const plain = (c: typeof config): unknown => ({ ...c, cost: undefined, eosIds: undefined, history: undefined });
+      assert.deepEqual(plain(config), plain(server.config));
+      assert.deepEqual(config.devices.map((d) => [d.id, d.primary]), [['primary', true], ['attn-1', false], ['attn-2', false]]);
+      assert.equal(config.cost.decodeAttention(config.devices[2]!.spec, 1000, 4).seconds, 3 * config.cost.decodeAttention(config.devices[1]!.spec, 1000, 4).seconds);
+    } finally {
+      await server.close();
+    }
+  }
+});
+
+test('a short workload run for real and replayed on the virtual clock: every request finishes in both with the same tokens', async () => {
+  const profile = await profileLocal({ model: openModel(MODEL, undefined).model.spec, quick: true, transport: false, tokens: [1, 16] });
+  // A small primary KV so heads also live on the attention workers (one of them emulated slower).
+  const layout = { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: parseAttentionList('4MiB,4MiB:2'), blockSize: SERVING_TUNING.blockSize };
+  const server = await startLocalServer({ modelPath: MODEL, profile, layout });
+  try {
+    const requests = poissonWorkload({ seed: 5, rate: 40, count: 12, prompt: [8, 40], output: [4, 24], context: server.contextLength });
+    const run = await runLoad(server, requests, 5);
+    assert.deepEqual(run.failures, []);
+    assert.equal(run.records.length, requests.length);
+    for (const r of run.records) assert.ok(r.finishReason === 'stop' || r.finishReason === 'length', `${r.id}: ${r.finishReason}`);
+    assert.ok(run.steps.some((s) => Object.entries(s.kvUsedBlocks).some(([id, n]) => id !== 'primary' && n > 0)), 'no head was placed on an attention worker');
+    const c = await compareReplay(server.config, run, { ttft: 5, tpot: 0.1 });
+    assert.equal(c.requests, requests.length);
+    assert.deepEqual(c.mismatched, []);
+    const sim = new Map(c.replay.records.map((r) => [r.id, r]));
+    for (const r of run.records) {
+      const s = sim.get(r.id);
+      assert.ok(s !== undefined, `${r.id} did not finish in the simulation`);
+      assert.equal(s.outputLength, r.outputLength, `${r.id}: ${r.outputLength} tokens for real, ${s.outputLength} simulated`);
+      assert.equal(s.finishReason, r.finishReason);
+      assert.ok(s.firstTokenAt !== undefined || r.outputLength === 0);
+    }
+    assert.equal(c.real.completed, c.sim.completed);
+    assert.ok(c.steps.every((e) => e.steps > 0));
+    assert.equal(targetCheck([c]).runs, c.saturated ? 0 : 1);
+  } finally {
+    await server.close();
+  }
+});
