@@ -73,6 +73,7 @@ export class Engine {
   private freed: string[] = [];
   private pendingMigrations: StepMigration[] = [];
   private migratedHeadTokens: number[];
+  private migratedHeads: number[];
   private imbalancedSteps = 0;
   private order = 0;
   private stepIndex = 0;
@@ -86,6 +87,7 @@ export class Engine {
     this.virtual = Array.from({ length: config.pipeline ? Math.max(1, config.stages.length) : 1 }, () => []);
     this.disp = createDispatcher({ devices: this.devices }, config.cost, this.virtual.length);
     this.migratedHeadTokens = this.devices.map(() => 0);
+    this.migratedHeads = this.devices.map(() => 0);
   }
 
   /** Every running sequence, virtual engine by virtual engine. */
@@ -325,7 +327,7 @@ export class Engine {
     const shape: StepShape = {
       prefill: [], decodeTokens: 0, sampledRows: 0,
       decodeHeads: new Array<number>(n).fill(0), decodeHeadTokens: new Array<number>(n).fill(0),
-      shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens,
+      shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads,
     };
     const stepChunks: StepChunk[] = [];
     const headDevices: Record<string, readonly string[]> = {};
@@ -350,6 +352,7 @@ export class Engine {
     this.freed = [];
     this.pendingMigrations = [];
     this.migratedHeadTokens = this.devices.map(() => 0);
+    this.migratedHeads = this.devices.map(() => 0);
     return plan;
   }
 
@@ -463,6 +466,7 @@ export class Engine {
     this.addLoad(seq, 1);
     this.pendingMigrations.push({ request: seq.id, head: h, from: this.devices[from]!.id, to: this.devices[to]!.id, positions: seq.computed, rebuild: false });
     this.migratedHeadTokens[to]! += seq.computed;
+    this.migratedHeads[to]!++;
     return true;
   }
 }

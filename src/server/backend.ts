@@ -68,8 +68,9 @@ export function inProcessBackend(model: LoadedModel, tokenizer: Tokenizer, opts:
     throw new HetisError('bad_input', `tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${spec.vocabSize}`);
   }
   const eosIds = [...new Set([tokenizer.eosId, tokenizer.bosId])];
+  // One process: steps pay no worker messages (processes: false).
   const engineConfig = localEngineConfig(spec, [{ id: 'local', primary: true, kvCapacityBytes: opts.kvCapacityBytes ?? 64 << 20 }], eosIds,
-    opts.tuning !== undefined ? { tuning: opts.tuning } : {});
+    { processes: false, ...(opts.tuning !== undefined ? { tuning: opts.tuning } : {}) });
   return {
     modelName: opts.name ?? spec.name,
     spec, tokenizer, engineConfig,
