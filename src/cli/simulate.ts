@@ -129,8 +129,11 @@ export async function simulateCommand(f: SimulateFlags): Promise<void> {
       ...(rate !== undefined ? { rate } : {}), ...(f.duration !== undefined ? { duration: f.duration } : {}), ...(f.count !== undefined ? { count: f.count } : {}),
     });
     // Clients ask for generous limits; each request ends where its trace says (EOS), not at a cap the dispatcher could read.
-    // A small local model's context cuts requests as evaluation harnesses do (fitToContext).
-    const fitted = local ? fitToContext(w.requests, model.contextLength) : w.requests;
+    // Requests longer than the model's context are cut as evaluation harnesses cut them
+    // (fitToContext), so a long prompt is not prefilled in full to stop after one token.
+    const fitted = fitToContext(w.requests, model.contextLength);
+    const cut = fitted.filter((r, i) => r !== w.requests[i]).length;
+    if (cut > 0) process.stderr.write(`hetis simulate: ${cut} of ${fitted.length} requests cut to the ${model.contextLength}-token context (prompt shortened, output at most half the window)\n`);
     const requests = fitted.map((r) => ({ ...r, maxTokens: Math.max(r.outputLength ?? 0, 2048) }));
     const summary = { ...planningSummary(describeWorkload(w)), ...(rate !== undefined ? { rate } : {}) };
     for (const system of systems) {
