@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { escapeXml, formatTicks, logTicks, niceTicks, renderLineChart, type LineChart } from '../src/sim/plot.js';
-import { cdf, cdfRuns, downsample, kvSeries, resultsCsv, saturated, writeReport, type RunDigest } from '../src/sim/report.js';
+import { cdf, cdfRuns, downsample, kvSeries, resultsCsv, saturated, utilisationSeries, writeReport, type RunDigest } from '../src/sim/report.js';
 import type { StepRecord } from '../src/engine/types.js';
 
 /** Fails unless every opened tag is closed in order; returns the tag names seen. */
@@ -108,7 +108,7 @@ test('kvSeries: one series per device, a worker shared by two replicas shows the
 });
 
 function digest(system: string, rate: number, reqS: number): RunDigest {
-  return { system, rate, row: { system, rate, note: 'a,b' }, throughputTokS: reqS * 300, throughputReqS: reqS, ttftCdf: [], tpotCdf: [], kv: [] };
+  return { system, rate, row: { system, rate, note: 'a,b' }, throughputTokS: reqS * 300, throughputReqS: reqS, ttftCdf: [], tpotCdf: [], kv: [], util: [] };
 }
 
 test('latency CDFs use the highest unsaturated rate per system, else the lowest; results.csv has one row per run', () => {
@@ -132,4 +132,21 @@ test('writeReport without a PNG renderer writes SVG only and returns the one-lin
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('utilisation: busy seconds per time window over the window, shared devices summed, capped at 1', () => {
+  const step = (start: number, seconds: number, busy: Record<string, number>): StepRecord => ({
+    index: 0, start, seconds, interval: seconds, predictedSeconds: seconds, prefillTokens: 0, decodeTokens: 1, migrations: 0, migratedBytes: 0, kvUsedBlocks: {}, busy,
+  });
+  const series = utilisationSeries([
+    step(0, 1, { 'w1': 0.5, 'replica0/primaries': 1 }),
+    step(1, 1, { 'w1': 0.25, 'replica0/primaries': 0.5 }),
+    step(1.5, 0.5, { 'w1': 0.5, 'replica1/primaries': 0.5 }),
+  ], 2);
+  assert.deepEqual(series.map((s) => s.name), ['replica0/primaries', 'replica1/primaries', 'w1']);
+  const w1 = series.find((s) => s.name === 'w1')!.points;
+  assert.deepEqual(w1, [[0.5, 0.5], [1.5, 0.75]]);
+  assert.deepEqual(series[0]!.points.map((p) => p[1]), [1, 0.5]);
+  const { busy: _none, ...untimed } = step(0, 1, {});
+  assert.deepEqual(utilisationSeries([untimed]), [], 'steps without busy times: no series');
 });

@@ -50,12 +50,13 @@ test('hetis simulate --out writes results.json, results.csv, request CSVs and th
     assert.match(csv[1]!, /^hetis,4,/);
     assert.equal((JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as unknown[]).length, 4);
     for (const f of ['requests-hetis-4.csv', 'requests-homogeneous-8.csv']) assert.ok(existsSync(join(dir, f)), f);
-    const charts = ['throughput-vs-rate', 'ttft-cdf', 'tpot-cdf', 'kv-use-hetis', 'kv-use-homogeneous'];
+    const charts = ['throughput-vs-rate', 'ttft-cdf', 'tpot-cdf', 'kv-use-hetis', 'kv-use-homogeneous', 'utilisation-hetis', 'utilisation-homogeneous'];
     for (const c of charts) {
       const svg = readFileSync(join(dir, `${c}.svg`), 'utf8');
       assert.ok(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'), c);
     }
     assert.match(readFileSync(join(dir, 'kv-use-hetis.svg'), 'utf8'), />replica0\/primaries</);
+    assert.match(readFileSync(join(dir, 'utilisation-hetis.svg'), 'utf8'), />replica0\/primaries</);
     if ('render' in loadPngRenderer()) {
       for (const c of charts) assert.deepEqual([...readFileSync(join(dir, `${c}.png`)).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${c}.png`);
       assert.doesNotMatch(r.stderr, /warning/);

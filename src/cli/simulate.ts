@@ -139,7 +139,7 @@ export async function simulateCommand(f: SimulateFlags): Promise<void> {
     for (const system of systems) {
       const configs = localConfig !== undefined ? [localConfig.config] : systemConfigs(system as SystemName, cluster!, cost, summary, options).configs;
       const progress = createProgress(process.stderr, `simulate ${system}${rate !== undefined ? ` @ ${rate} req/s` : ''}`);
-      const run = await runEngines(configs, requests, undefined, (done, total) => progress.update(done, total, `requests, ${done}/${total}`));
+      const run = await runEngines(configs, requests, undefined, (done, total) => progress.update(done, total, `requests, ${done}/${total}`), { utilisation: f.out !== undefined });
       progress.finish();
       const m = runMetrics(run.records, run.steps, { ttft: f.ttftSlo, tpot: f.tpotSlo });
       const row = line(system, rate, m);

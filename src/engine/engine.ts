@@ -205,6 +205,7 @@ export class Engine {
       migrations: plan.migrations.length, migratedBytes: plan.migrations.reduce((a, m) => a + m.positions, 0) * this.config.cost.kvBytesPerHeadToken(),
       kvUsedBlocks: Object.fromEntries(this.devices.map((d, i) => [d.id, this.kv.usedBlocks(i)])),
       ...(result.parts !== undefined ? { parts: result.parts } : {}),
+      ...(result.busy !== undefined ? { busy: Object.fromEntries(this.devices.map((d, i) => [d.id, result.busy![i] ?? 0])) } : {}),
     };
     this.steps.push(record);
     this.listener.onStep?.(record);

@@ -228,3 +228,31 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
   return { seconds, interval: seconds, parts };
 }
+
+/**
+ * Compute seconds each attention device is busy in the step (parallel to `devices`), for
+ * utilisation: decode attention of its heads in every layer; the primaries (one device for the
+ * whole pipeline) also run the dense layers, the all-reduces, prefill attention and the LM head,
+ * counted per stage and averaged over the stages (each stage's devices are busy only with their
+ * own layers). Waiting and network time are not busy time.
+ */
+export function deviceBusy(cost: CostModel, stages: readonly DenseStage[], devices: readonly AttentionDevice[], s: StepShape): number[] {
+  const m = cost.model;
+  const act = cost.precision.activation;
+  const tokens = s.decodeTokens + s.prefill.reduce((a, c) => a + c.tokens, 0);
+  const layers = stages.reduce((a, st) => a + st.layers, 0);
+  let primaryWork = 0;
+  stages.forEach((st, i) => {
+    if (tokens > 0) {
+      primaryWork += st.layers * cost.denseLayer(st.spec, tokens, st.tp).seconds;
+      if (st.tp > 1) primaryWork += st.layers * 2 * cost.allReduce(st.hostLink, tokens * m.dim * act, st.tp).seconds;
+    }
+    if (s.prefill.length > 0) primaryWork += st.layers * cost.prefillAttention(st.spec, s.prefill, m.nKvHeads / st.tp).seconds;
+    if (i === stages.length - 1 && s.sampledRows > 0) primaryWork += cost.lmHead(st.spec, s.sampledRows, st.tp).seconds;
+  });
+  return devices.map((d, i) => {
+    const heads = s.decodeHeads[i] ?? 0;
+    const attention = heads > 0 ? layers * cost.decodeAttention(d.spec, s.decodeHeadTokens[i] ?? 0, heads).seconds : 0;
+    return d.primary ? (primaryWork + attention) / Math.max(1, stages.length) : attention;
+  });
+}

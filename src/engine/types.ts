@@ -95,6 +95,8 @@ export interface StepResult {
   interval?: number;
   /** Measured time breakdown of the step, seconds per part (real executors). */
   parts?: Record<string, number>;
+  /** Compute seconds each engine device was busy in the step (parallel to the engine's devices; the simulated executor). */
+  busy?: number[];
 }
 
 /** Contract of the thing that runs steps: real workers, or the simulated clock. */
@@ -135,6 +137,8 @@ export interface StepRecord {
   kvUsedBlocks: Record<string, number>;
   /** The executor's measured breakdown, seconds per part (real executors only). */
   parts?: Record<string, number>;
+  /** Compute seconds each device (by id) was busy in the step, when the executor tells. */
+  busy?: Record<string, number>;
 }
 
 /** What an engine tells its owner as requests progress (real serving streams from these). */

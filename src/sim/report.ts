@@ -1,6 +1,7 @@
 // Owns: the files `hetis simulate --out` writes besides its JSON and per-request CSVs: results.csv
 // and the charts (SVG, and PNG when resvg loads): throughput against rate, TTFT and TPOT CDFs, KV
-// use per device over time. Must not: run simulations (it reads their digests) or print.
+// use and compute utilisation per device over time. Must not: run simulations (it reads their
+// digests) or print.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ export interface RunDigest {
   tpotCdf: [number, number][];
   /** KV blocks used per device against simulated time, seconds; at most MAX_POINTS per device. */
   kv: Series[];
+  /** Compute utilisation (busy share, 0..1) per device per time window; empty when steps carry no busy times. */
+  util: Series[];
 }
 
 export function digestRun(
@@ -38,7 +41,7 @@ export function digestRun(
   const served = records.filter((r) => r.finishReason !== 'error');
   const ttfts = served.flatMap((r) => (r.firstTokenAt !== undefined ? [r.firstTokenAt - r.arrival] : []));
   const tpots = served.flatMap((r) => { const t = tpotOf(r); return t === undefined ? [] : [t]; });
-  return { system, rate, row, throughputTokS: m.throughputTokS, throughputReqS: m.throughputReqS, ttftCdf: cdf(ttfts), tpotCdf: cdf(tpots), kv: kvSeries(steps) };
+  return { system, rate, row, throughputTokS: m.throughputTokS, throughputReqS: m.throughputReqS, ttftCdf: cdf(ttfts), tpotCdf: cdf(tpots), kv: kvSeries(steps), util: utilisationSeries(steps) };
 }
 
 /** The empirical CDF of `values` at up to `max` evenly spaced ranks (always the first and the last). */
@@ -90,6 +93,27 @@ export function kvSeries(steps: readonly StepRecord[], max = MAX_POINTS): Series
     }
     return { name: id, points: downsample(points, max) };
   });
+}
+
+/**
+ * Compute utilisation per device over time: the busy seconds of the steps that start in each of
+ * `windows` equal time windows (summed over engines: a shared attention worker adds up), over the
+ * window's length. Devices in first-seen order, each replica's primaries first.
+ */
+export function utilisationSeries(steps: readonly StepRecord[], windows = 100): Series[] {
+  const timed = steps.filter((s) => s.busy !== undefined);
+  if (timed.length === 0) return [];
+  const t0 = Math.min(...timed.map((s) => s.start));
+  const t1 = Math.max(...timed.map(end));
+  const width = (t1 - t0) / windows || 1;
+  const seen = [...new Set(timed.flatMap((s) => Object.keys(s.busy!)))];
+  const devices = [...seen.filter((d) => d.endsWith('/primaries')), ...seen.filter((d) => !d.endsWith('/primaries'))];
+  const busy = new Map(devices.map((d) => [d, new Array<number>(windows).fill(0)]));
+  for (const s of timed) {
+    const w = Math.min(windows - 1, Math.floor((s.start - t0) / width));
+    for (const [d, b] of Object.entries(s.busy!)) busy.get(d)![w]! += b;
+  }
+  return devices.map((d) => ({ name: d, points: busy.get(d)!.map((b, w): [number, number] => [t0 + (w + 0.5) * width, Math.min(1, b / width)]) }));
 }
 
 function end(s: StepRecord): number {
@@ -188,6 +212,11 @@ export function charts(runs: readonly RunDigest[], subtitle = ''): Map<string, L
     out.set(`kv-use-${d.system.replace(/[^A-Za-z0-9._-]/g, '_')}`, {
       title: `KV use per device, ${d.system} @ ${rateLabel(d.rate)}${tail}`, xLabel: 'simulated time (s)', yLabel: 'KV blocks used', series: d.kv,
     });
+    if (d.util.length > 0) {
+      out.set(`utilisation-${d.system.replace(/[^A-Za-z0-9._-]/g, '_')}`, {
+        title: `Compute utilisation per device, ${d.system} @ ${rateLabel(d.rate)}${tail}`, xLabel: 'simulated time (s)', yLabel: 'busy share', series: d.util,
+      });
+    }
   }
   return out;
 }

@@ -28,12 +28,13 @@ export interface RunResult {
 
 /**
  * Runs `requests` (sorted by arrival) through one engine per config on a virtual clock. `truth`
- * is the cost model of the clock (defaults to each config's own). Configs of a Splitwise
+ * is the cost model of the clock (defaults to each config's own). `utilisation`: steps record
+ * each device's busy seconds (StepRecord.busy). Configs of a Splitwise
  * deployment (tagged with their pool) run as its two pools instead (splitwise.ts).
  */
 export async function runEngines(
   configs: readonly EngineConfig[], requests: readonly EngineRequest[], truth?: CostModel,
-  onProgress?: (finished: number, total: number) => void,
+  onProgress?: (finished: number, total: number) => void, opts: { utilisation?: boolean } = {},
 ): Promise<RunResult> {
   const phased = phaseConfigs(configs);
   if (phased !== undefined) return runSplitwise(phased, requests, truth, onProgress);
@@ -43,7 +44,7 @@ export async function runEngines(
   const outputs = new Map(requests.map((r) => [r.id, r.outputLength ?? r.maxTokens]));
   for (const [e, cfg] of configs.entries()) {
     const mine = requests.filter((_, i) => i % configs.length === e);
-    const exec = new SimulatedExecutor(truth ?? cfg.cost, cfg.stages, cfg.devices, outputs, truth === undefined || truth === cfg.cost);
+    const exec = new SimulatedExecutor(truth ?? cfg.cost, cfg.stages, cfg.devices, outputs, truth === undefined || truth === cfg.cost, opts.utilisation === true);
     const engine = new Engine(cfg, exec);
     let t = 0;
     let i = 0;
