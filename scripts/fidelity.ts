@@ -20,6 +20,7 @@ import type { ProfileFile } from '../src/cost/profile-types.js';
 import type { StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
+import { profileCachePath } from '../src/cli/profile.js';
 import { profileLocal } from '../src/runtime/profile.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
@@ -49,7 +50,7 @@ const quick = args.quick === true;
 const docPath = resolve(args.out ?? (quick ? join(root, 'bench/out/fidelity/fidelity.md') : join(root, 'docs/fidelity.md')));
 const chartDir = join(dirname(docPath), 'fidelity');
 const modelPath = join(root, 'models/hetis-kjv.gguf');
-const cachePath = join(root, '.hetis-cache/profile-hetis-kjv.json');
+const cachePath = profileCachePath({ name: 'hetis-kjv' }, root);
 const log = (m: string): void => { process.stderr.write(`[fidelity] ${m}\n`); };
 const SLO = { ttft: 5, tpot: 0.1 };
 /** Seconds of arrivals per run (at least MIN_REQUESTS requests). */

@@ -4,6 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import type { ProfileFile } from '../cost/profile-types.js';
+import { modelShape, sameShape } from '../cost/profiled.js';
 import { resolveModelSpec } from '../model/catalog.js';
 import { paramCount, type ModelSpec } from '../model/spec.js';
 import type { KernelPreference } from '../runtime/kernel-select.js';
@@ -13,6 +15,16 @@ import { createProgress } from './progress.js';
 
 /** Where the profile goes without --out, under the current directory (gitignored). */
 export const DEFAULT_PROFILE_PATH = '.hetis-cache/profile.json';
+
+/** Where `hetis serve` caches its profile of this machine for a model (`hetis simulate --cluster local` reads it), under `root`. */
+export function profileCachePath(spec: Pick<ModelSpec, 'name'>, root = '.'): string {
+  return resolve(root, '.hetis-cache', `profile-${spec.name.replace(/[^A-Za-z0-9._-]+/g, '-')}.json`);
+}
+
+/** The profile has tables for `spec`'s shape. */
+export function profileFits(profile: ProfileFile, spec: ModelSpec): boolean {
+  return profile.profiles.some((d) => sameShape(d.model, modelShape(spec)));
+}
 
 export interface ProfileFlags {
   out?: string;

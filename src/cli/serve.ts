@@ -7,7 +7,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { ProfileFile } from '../cost/profile-types.js';
-import { modelShape, sameShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP16 } from '../cost/types.js';
 import { loadCluster } from '../hardware/cluster.js';
@@ -27,6 +26,7 @@ import { startServer } from '../server/server.js';
 import { HetisError } from '../util/errors.js';
 import { formatBytes, parseBytes } from '../util/units.js';
 import { DEFAULT_MODEL, openModel } from './open-model.js';
+import { profileCachePath, profileFits } from './profile.js';
 
 export interface ServeFlags {
   model?: string;
@@ -67,10 +67,10 @@ export function parseAttentionList(text: string): ClusterLayout['attention'] {
 async function findProfile(spec: ModelSpec, path: string | undefined, threads: number, kernels: KernelPreference): Promise<ProfileFile> {
   const read = (p: string): ProfileFile => JSON.parse(readFileSync(p, 'utf8')) as ProfileFile;
   if (path !== undefined) return read(path);
-  const cache = resolve('.hetis-cache', `profile-${spec.name.replace(/[^A-Za-z0-9._-]+/g, '-')}.json`);
+  const cache = profileCachePath(spec);
   if (existsSync(cache)) {
     const p = read(cache);
-    if (p.profiles.some((d) => sameShape(d.model, modelShape(spec)))) { say(`profile: ${cache}`); return p; }
+    if (profileFits(p, spec)) { say(`profile: ${cache}`); return p; }
   }
   say('profiling this machine for the model (quick; run `hetis profile --model ...` for a full profile)');
   const p = await profileLocal({ model: spec, threads, kernels, quick: true });

@@ -20,7 +20,7 @@ import { digestRun, writeReport, type RunDigest } from '../sim/report.js';
 import { createProgress } from './progress.js';
 import type { EngineConfig } from '../engine/engine.js';
 import type { ProfileFile } from '../cost/profile-types.js';
-import { modelShape, sameShape } from '../cost/profiled.js';
+import { profileCachePath, profileFits } from './profile.js';
 import type { ModelSpec } from '../model/spec.js';
 import { layoutDevices, type ClusterLayout } from '../runtime/cluster-layout.js';
 import { localEngineConfig, SERVING_TUNING } from '../runtime/local-devices.js';
@@ -55,12 +55,12 @@ export const LOCAL_CLUSTER = 'local';
 
 /** The profile `hetis serve` reads for `spec`: the given file, else its cache (.hetis-cache/profile-<model>.json). */
 export function localProfile(spec: ModelSpec, path: string | undefined): { profile: ProfileFile; path: string } {
-  const file = path ?? resolve('.hetis-cache', `profile-${spec.name.replace(/[^A-Za-z0-9._-]+/g, '-')}.json`);
+  const file = path ?? profileCachePath(spec);
   if (!existsSync(file)) {
     throw new HetisError('bad_input', `no profile of this machine at ${file}: run \`hetis profile --model MODEL --out ${file}\` (or \`hetis serve\` once), or pass --profile FILE`);
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as ProfileFile;
-  if (!profile.profiles.some((d) => sameShape(d.model, modelShape(spec)))) throw new HetisError('bad_input', `${file} has no tables for ${spec.name}'s shape`);
+  if (!profileFits(profile, spec)) throw new HetisError('bad_input', `${file} has no tables for ${spec.name}'s shape`);
   return { profile, path: file };
 }
 
