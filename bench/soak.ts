@@ -143,12 +143,10 @@ async function main(): Promise<void> {
   process.stderr.write('[soak] computing the single-process greedy outputs\n');
   for (const p of PROMPTS) for (let n = 1; n <= 48; n++) greedyText(p, n);
   const backend = await localClusterBackend({
-    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL,
+    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, onRejoin: () => { counts.rejoins++; },
     log: (line) => process.stderr.write(`[soak ${elapsedNow().toFixed(1)}s] ${line}\n`),
     layout: { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: [{ id: 'attn-1', kvCapacityBytes: 8 << 20 }, { id: 'attn-2', kvCapacityBytes: 4 << 20, slowdown: 2 }], blockSize: 16 },
   });
-  const rejoin = backend.supervisor as unknown as { o: { onRejoin?: (d: string) => void } };
-  rejoin.o.onRejoin = () => { counts.rejoins++; };
   const server = await startServer(backend, { port: 0 });
   const t0 = performance.now();
   const elapsed = (): number => (performance.now() - t0) / 1000;

@@ -28,15 +28,13 @@ const MAX = 40;
 async function start(small = false): Promise<{ server: RunningServer; backend: ClusterBackend; client: OpenAI; rejoined: string[] }> {
   const rejoined: string[] = [];
   const backend = await localClusterBackend({
-    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL,
+    name: 'hetis-kjv', spec: loaded.model.spec, tokenizer, modelPath: MODEL, onRejoin: (d) => { rejoined.push(d); },
     // Small: room for about four requests, and reservations of 4 tokens so that more are admitted than fit.
     ...(small ? { tuning: { ...SERVING_TUNING, expectedOutput: 4 } } : {}), log: (l) => { if (process.env['FAULT_LOG']) process.stderr.write(`${l}\n`); },
     layout: small
       ? { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 256 << 10 }, attention: [{ id: 'attn-1', kvCapacityBytes: 512 << 10 }, { id: 'attn-2', kvCapacityBytes: 512 << 10 }], blockSize: 16 }
       : { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 1 << 20 }, attention: [{ id: 'attn-1', kvCapacityBytes: 32 << 20 }, { id: 'attn-2', kvCapacityBytes: 32 << 20 }], blockSize: 16 },
   });
-  const onRejoin = (d: string): void => { rejoined.push(d); };
-  (backend.supervisor as unknown as { o: { onRejoin?: (d: string) => void } }).o.onRejoin = onRejoin;
   const server = await startServer(backend, { port: 0 });
   return { server, backend, client: new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'x', maxRetries: 0, timeout: 60_000 }), rejoined };
 }

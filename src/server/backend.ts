@@ -46,6 +46,11 @@ export interface ServeBackend {
   close(): Promise<void>;
 }
 
+/** Token ids that end generation: EOS, and BOS (llama2.c-style models emit it between documents), as `hetis generate` stops. */
+export function endOfSequenceIds(tokenizer: Tokenizer): number[] {
+  return [...new Set([tokenizer.eosId, tokenizer.bosId])];
+}
+
 export interface InProcessOptions {
   /** The model name clients use (default: the spec's name). */
   name?: string;
@@ -67,7 +72,7 @@ export function inProcessBackend(model: LoadedModel, tokenizer: Tokenizer, opts:
   if (tokenizer.vocabSize !== spec.vocabSize) {
     throw new HetisError('bad_input', `tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${spec.vocabSize}`);
   }
-  const eosIds = [...new Set([tokenizer.eosId, tokenizer.bosId])];
+  const eosIds = endOfSequenceIds(tokenizer);
   // One process: steps pay no worker messages (processes: false).
   const engineConfig = localEngineConfig(spec, [{ id: 'local', primary: true, kvCapacityBytes: opts.kvCapacityBytes ?? 64 << 20 }], eosIds,
     { processes: false, ...(opts.tuning !== undefined ? { tuning: opts.tuning } : {}) });

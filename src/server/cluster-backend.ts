@@ -13,7 +13,7 @@ import { startLocalCluster, type LocalCluster } from '../runtime/local-cluster.j
 import { localEngineConfig, type ServingTuning } from '../runtime/local-devices.js';
 import { connectWorkers, type RemoteWorker } from '../runtime/remote-worker.js';
 import { ClusterSupervisor } from '../runtime/supervisor.js';
-import type { ServeBackend } from './backend.js';
+import { endOfSequenceIds, type ServeBackend } from './backend.js';
 
 export interface ClusterBackendOptions {
   name: string;
@@ -26,6 +26,8 @@ export interface ClusterBackendOptions {
   tuning?: ServingTuning;
   token?: string;
   log?: (line: string) => void;
+  /** Called when a dead attention device's worker is back and serving again. */
+  onRejoin?: (deviceId: string) => void;
 }
 
 export interface ClusterBackend extends ServeBackend {
@@ -37,14 +39,16 @@ export interface ClusterBackend extends ServeBackend {
 
 function build(o: ClusterBackendOptions, workers: RemoteWorker[], close: () => Promise<void>, restart?: LocalCluster['restart']): ClusterBackend {
   const l = o.layout;
-  const eosIds = [...new Set([o.tokenizer.eosId, o.tokenizer.bosId])];
+  const eosIds = endOfSequenceIds(o.tokenizer);
   const engineConfig = localEngineConfig(o.spec, layoutDevices(l), eosIds, {
     tp: l.primary.tp, stages: l.primary.stages,
     ...(o.profile !== undefined ? { profile: o.profile } : {}), ...(o.tuning !== undefined ? { tuning: o.tuning } : {}),
     ...(l.primary.stageLayers !== undefined ? { stageLayers: l.primary.stageLayers } : {}),
   });
   const executor = new ClusterExecutor(o.spec, workers);
-  const supervisor = new ClusterSupervisor(executor, { ...(restart !== undefined ? { restart } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
+  const supervisor = new ClusterSupervisor(executor, {
+    ...(restart !== undefined ? { restart } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.onRejoin !== undefined ? { onRejoin: o.onRejoin } : {}),
+  });
   return {
     modelName: o.name, spec: o.spec, tokenizer: o.tokenizer, engineConfig, executor, supervisor,
     devices: () => executor.handles.map((h) => {
