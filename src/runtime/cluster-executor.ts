@@ -82,11 +82,17 @@ export class ClusterExecutor implements Executor {
       if (e instanceof DeviceFailure) throw e;
       // A killed worker's connections close promptly; give the close a moment to be seen.
       await new Promise((r) => setTimeout(r, CLOSE_GRACE_MS));
-      const dead = this.deadDevices().filter((d) => !this.reported.has(d));
-      for (const d of dead) this.reported.add(d);
-      if (dead.length > 0) throw new DeviceFailure(dead, this.isPrimary(dead), { cause: e });
+      this.throwIfNewlyDead(e);
       throw e;
     }
+  }
+
+  /** Reports devices seen gone since the last report, once each (until a restarted worker replaces them). */
+  private throwIfNewlyDead(cause?: unknown): void {
+    const dead = this.deadDevices().filter((d) => !this.reported.has(d));
+    if (dead.length === 0) return;
+    for (const d of dead) this.reported.add(d);
+    throw new DeviceFailure(dead, this.isPrimary(dead), cause !== undefined ? { cause } : undefined);
   }
 
   private isPrimary(devices: readonly string[]): boolean {
@@ -96,11 +102,7 @@ export class ClusterExecutor implements Executor {
   private async run(step: StepPlan): Promise<StepResult> {
     // A worker seen gone since the last step is reported before anything runs (whether or not
     // this step needs it), so its device is failed and restarted between steps.
-    const dead = this.deadDevices().filter((d) => !this.reported.has(d));
-    if (dead.length > 0) {
-      for (const d of dead) this.reported.add(d);
-      throw new DeviceFailure(dead, this.isPrimary(dead));
-    }
+    this.throwIfNewlyDead();
     const t0 = performance.now();
     await this.free(step.freed);
     const t1 = performance.now();

@@ -5,6 +5,7 @@
 
 import { loadModel } from '../model/load.js';
 import { HetisError } from '../util/errors.js';
+import { kvBytesPerHeadPosition } from './cluster-layout.js';
 import type { PrimaryStep, WorkerAssignment } from './cluster-types.js';
 import type { HeadKvExport } from './head-kv.js';
 import type { AttentionItem } from './head-attention.js';
@@ -129,7 +130,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const assign = async (a: WorkerAssignment, from: Peer): Promise<Json> => {
     if (core !== undefined) throw new HetisError('bad_input', `this worker is already assigned to ${core.a.deviceId} by another engine`);
     from.onClose(() => { void reset('the engine disconnected'); });
-    const bytes = a.kv.capacityBlocks * a.kv.blockSize * 2 * a.spec.headDim * (a.kv.layers[1] - a.kv.layers[0]) * 4;
+    const bytes = a.kv.capacityBlocks * a.kv.blockSize * kvBytesPerHeadPosition(a.spec, a.kv.layers[1] - a.kv.layers[0]);
     if (o.kvCapacityBytes !== undefined && bytes > o.kvCapacityBytes) {
       throw new HetisError('bad_input', `assigned ${bytes} bytes of KV, but this worker was started with --kv-capacity ${o.kvCapacityBytes}`);
     }
