@@ -9,13 +9,12 @@ import { performance } from 'node:perf_hooks';
 import { arrivalTimes } from '../sim/arrivals.js';
 import { percentiles, type Percentiles } from '../sim/metrics.js';
 import { HetisError } from '../util/errors.js';
-import { createRng, type Rng } from '../util/rng.js';
+import { createRng } from '../util/rng.js';
+import { createSseParser } from './sse-parse.js';
+import { makePrompts, type PromptSource } from './load-prompts.js';
 
-/** Where prompts come from: the built-in short ones, generated ones of about `tokens` tokens, or a given list (each used in turn). */
-export type PromptSource =
-  | { kind: 'builtin' }
-  | { kind: 'generated'; tokens: number }
-  | { kind: 'list'; prompts: readonly string[] };
+export { BUILTIN_PROMPTS, generatedPrompt, makePrompts, promptLines, type PromptSource } from './load-prompts.js';
+export { createSseParser } from './sse-parse.js';
 
 export interface LoadOptions {
   /** The server's base URL, with or without the trailing `/v1`. */
@@ -112,85 +111,6 @@ export interface SweepOptions extends Omit<LoadOptions, 'rate'> {
 
 const DEFAULT_TIMEOUT_S = 120;
 const ERROR_BODY_LIMIT = 64 * 1024;
-
-export const BUILTIN_PROMPTS: readonly string[] = [
-  'In the beginning',
-  'And God said',
-  'The Lord is my shepherd',
-  'And it came to pass',
-  'Blessed are the meek',
-  'Now the serpent was',
-  'And Moses went up',
-  'Let there be light',
-];
-
-/** Common words, each about one token for a BPE vocabulary (one for the built-in model's), so n words ~ n tokens. */
-const WORDS = (
-  'the and of to that in he shall unto for his lord they be is him not them it with all thou thy was god which my me said ' +
-  'but ye their have will thee from as are when this out were upon man by king son up there hath then people came had ' +
-  'house into her on she come one we children before your also day land men shalt went hand us let made go things earth ' +
-  'every saying now away did against these city over say may what heaven even so hast word sons father should fire name ' +
-  'brought therefore water spake great behold light life among two servant waters called according good heart place make ' +
-  'bread sea night way evil days mine own back than eat given hear'
-).split(' ');
-
-/** A prompt of `tokens` - 1 seeded words (the server adds BOS), capitalised: about `tokens` tokens. */
-export function generatedPrompt(rng: Rng, tokens: number): string {
-  const n = Math.max(1, Math.round(tokens) - 1);
-  const words: string[] = [];
-  for (let i = 0; i < n; i++) words.push(WORDS[Math.floor(rng.next() * WORDS.length)]!);
-  const text = words.join(' ');
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-/** `n` prompts from `source`: a list's (and the built-in) ones in turn, or freshly generated ones. */
-export function makePrompts(source: PromptSource, n: number, seed: number): string[] {
-  if (source.kind === 'generated') {
-    const rng = createRng(seed * 2 + 1);
-    return Array.from({ length: n }, () => generatedPrompt(rng, source.tokens));
-  }
-  const list = source.kind === 'builtin' ? BUILTIN_PROMPTS : source.prompts;
-  if (list.length === 0) throw new HetisError('bad_input', 'no prompts: the prompt list is empty');
-  return Array.from({ length: n }, (_, i) => list[i % list.length]!);
-}
-
-/** Prompts of a file's text: one per non-blank line (a trailing CR dropped). */
-export function promptLines(text: string): string[] {
-  return text.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
-}
-
-/**
- * Server-sent events, fed text in pieces that may split a line anywhere: calls `onData` with
- * each event's data (its `data:` lines joined by newlines) at the blank line that ends it.
- * Comments and other fields are ignored.
- */
-export function createSseParser(onData: (data: string) => void): { push(text: string): void; end(): void } {
-  let pending = '';
-  let data: string[] = [];
-  const line = (l: string): void => {
-    if (l === '') {
-      if (data.length > 0) onData(data.join('\n'));
-      data = [];
-    } else if (l.startsWith('data:')) {
-      data.push(l.slice(l.startsWith('data: ') ? 6 : 5));
-    }
-  };
-  return {
-    push(text) {
-      pending += text;
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        line(pending.slice(0, nl).replace(/\r$/, ''));
-        pending = pending.slice(nl + 1);
-      }
-    },
-    end() {
-      if (pending !== '') line(pending.replace(/\r$/, ''));
-      pending = '';
-      line('');
-    },
-  };
-}
 
 /** An HTTP client for one server: base URL ending in `/v1/`, headers, and its own agent (destroyed by `closeClient`). */
 interface Client {
