@@ -123,6 +123,14 @@ export class PrimaryRunner {
     const [h0, h1] = this.o.heads;
     const routes = routesFor(seqs, h0, h1);
     for (const r of routes) assert(r.owner === 'local' || remotes.has(r.owner), `no connection to attention device ${r.owner}`);
+    // The heads this rank attends itself are the same in every layer: their packed buffers are
+    // made once per step (a remote owner's are fresh each layer: they are in flight until it answers).
+    const localRoute = routes.find((r) => r.owner === 'local');
+    const localBufs = localRoute === undefined ? undefined : (() => {
+      const q = new Float32Array(packedLength(localRoute.items, block));
+      const k = new Float32Array(packedLength(localRoute.items, hd));
+      return { q, k, v: new Float32Array(k.length), out: new Float32Array(q.length) };
+    })();
     for (let l = this.o.layers[0]; l < this.o.layers[1]; l++) {
       this.dense.preAttention(l, x, batch.positions, n, this.q, this.k, this.v);
       lap('dense');
@@ -141,10 +149,7 @@ export class PrimaryRunner {
         pending.push({ route: r, out });
       }
       if (local !== undefined) {
-        const q = new Float32Array(packedLength(local.items, block));
-        const k = new Float32Array(packedLength(local.items, hd));
-        const v = new Float32Array(k.length);
-        const out = new Float32Array(q.length);
+        const { q, k, v, out } = localBufs!;
         packHeads(this.q, qw, h0, block, local.items, local.rows, q);
         packHeads(this.k, kw, h0, hd, local.items, local.rows, k);
         packHeads(this.v, kw, h0, hd, local.items, local.rows, v);
