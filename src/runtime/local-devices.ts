@@ -120,19 +120,21 @@ export function layersOfStage(nLayers: number, stages: number, s: number): [numb
 }
 
 /**
+ * What `Atomics.wait` sleeps beyond the time asked, ms (measured on the 2-core development
+ * machine: 0.067-0.077 ms for waits of 0.005-1 ms): the emulating worker asks for that much
+ * less, and does not wait for less than it.
+ */
+export const EMULATION_WAIT_SLACK_MS = 0.07;
+
+/**
  * How long an emulated slow worker's wait for `seconds` lasts (runtime/worker-core.ts: after an
- * attention call of c seconds it waits (slowdown - 1) x c with setTimeout, not at all below
- * 0.05 ms). Node's timers count whole milliseconds, at least one: measured here, a wait for
- * 0.06-1.9 ms lasts 1.07 ms and one for 2.5 ms lasts 2.07 ms (the 0.07 ms is the wake-up).
+ * attention call of c seconds it waits (slowdown - 1) x c with `Atomics.wait`, asking for the
+ * wake-up slack less, and does not wait when that is under the slack): the time asked, or
+ * nothing below 0.07 ms.
  */
 export function emulatedWait(seconds: number): number {
-  const ms = seconds * 1e3;
-  if (!(ms > 0.05)) return 0;
-  return (Math.max(1, Math.floor(ms)) + TIMER_WAKE_MS) / 1e3;
+  return seconds * 1e3 > EMULATION_WAIT_SLACK_MS ? seconds : 0;
 }
-
-/** Wake-up after a timer fires, ms (measured on the 2-core development machine). */
-const TIMER_WAKE_MS = 0.075;
 
 function slowed(d: DeviceSpec, factor: number): DeviceSpec {
   if (factor === 1) return d;

@@ -13,6 +13,7 @@ import type { MatmulKernels } from './kernels/types.js';
 import { PrimaryRunner, type AllReduce, type RemoteAttention } from './primary.js';
 import { kvHeadsOfRank, shardModel } from './shard.js';
 import { draw } from './step-sampling.js';
+import { EMULATION_WAIT_SLACK_MS } from './local-devices.js';
 
 
 /** Connections a worker needs, made by whoever hosts it. */
@@ -22,6 +23,12 @@ export interface WorkerLinks {
   /** The stage's all-reduce (tensor-parallel primaries only). */
   allReduce?: AllReduce;
 }
+/**
+ * An emulated slow worker waits after each attention call by blocking on this cell (it never
+ * changes): `Atomics.wait` sleeps the time asked plus a near-constant wake-up, where a timer
+ * sleeps whole milliseconds.
+ */
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 export class WorkerCore {
   readonly store: HeadKv;
@@ -71,7 +78,7 @@ export class WorkerCore {
     const out = new Float32Array(q.length);
     attendPacked(this.store, layer, this.group, items, q, k, v, out, this.scratch, this.kernels);
     const extra = (this.a.slowdown - 1) * (performance.now() - t0);
-    if (extra > 0.05) await new Promise((r) => setTimeout(r, extra));
+    if (extra > EMULATION_WAIT_SLACK_MS) Atomics.wait(SLEEP_CELL, 0, 0, extra - EMULATION_WAIT_SLACK_MS);
     return out;
   }
 
