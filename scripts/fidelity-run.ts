@@ -1,10 +1,13 @@
 // The real half of the fidelity study (scripts/fidelity.ts, test/fidelity.test.ts): a local
 // cluster of worker processes behind the HTTP server, as `hetis serve` starts it, in this process
-// (so the engine's request and step records can be read directly), and an open-loop client that
-// sends a workload's requests at their arrival times (prompts as token ids of exact lengths,
-// greedy, non-streaming) and records what each asked for.
+// (so the engine's request and step records can be read directly), and an open-loop client in a
+// process of its own (scripts/fidelity-client.ts) that sends a workload's requests at their
+// arrival times (prompts as token ids of exact lengths, greedy, non-streaming) and records what
+// each asked for.
 
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProfileFile } from '../src/cost/profile-types.js';
 import type { Engine, EngineConfig } from '../src/engine/engine.js';
 import type { Tokenizer } from '../src/model/tokenizer.js';
@@ -63,42 +66,46 @@ export interface LoadResult extends RealRun {
 }
 
 /**
- * Sends `requests` open-loop (each at its arrival time after the start, whatever the server's
- * pace), waits for every response, and returns the engine's records of this run: its requests
- * and the steps taken from the first arrival to the last response.
+ * Sends `requests` open-loop from a client process of its own (scripts/fidelity-client.ts: each
+ * at its arrival time after the start, whatever the server's pace), waits for every response,
+ * and returns the engine's records of this run: its requests and the steps taken from the first
+ * arrival to the last response.
  */
 export async function runLoad(server: LocalServer, requests: readonly LoadRequest[], seed: number): Promise<LoadResult> {
   const engine = server.engine;
   const firstRecord = engine.records.length, firstStep = engine.steps.length;
-  const prompts = requests.map((r, i) => promptIds(server.tokenizer, seed * 100_003 + i, r.promptLength));
-  const maxTokens = new Map<string, number>();
-  const failures: string[] = [];
-  const send = async (i: number): Promise<void> => {
-    const r = requests[i]!;
-    try {
-      const res = await fetch(`${server.url}/v1/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: server.modelName, prompt: prompts[i], max_tokens: r.maxTokens, temperature: 0 }),
-      });
-      const body = await res.json() as { id?: string; error?: { message?: string } };
-      if (!res.ok || body.id === undefined) { failures.push(`HTTP ${res.status}: ${body.error?.message ?? ''}`); return; }
-      maxTokens.set(`${body.id}-0`, r.maxTokens);
-    } catch (e) {
-      failures.push(e instanceof Error ? e.message : String(e));
-    }
+  const job = {
+    url: server.url, model: server.modelName,
+    requests: requests.map((r, i) => ({ arrival: r.arrival, prompt: promptIds(server.tokenizer, seed * 100_003 + i, r.promptLength), maxTokens: r.maxTokens })),
   };
-  const t0 = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < requests.length; i++) {
-    const wait = requests[i]!.arrival * 1000 - (performance.now() - t0);
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(send(i));
-  }
-  await Promise.all(pending);
-  const wall = (performance.now() - t0) / 1000;
+  const out = await runClient(JSON.stringify(job), 120 + 2 * Math.max(0, ...requests.map((r) => r.arrival)));
+  const maxTokens = new Map(out.accepted.map((a) => [a.id, a.maxTokens]));
   const records = engine.records.slice(firstRecord).filter((r) => maxTokens.has(r.id));
   if (records.length !== maxTokens.size) throw new Error(`the engine kept ${records.length} of the run's ${maxTokens.size} request records (history trimmed?)`);
-  return { records, steps: engine.steps.slice(firstStep), maxTokens, failures, wall };
+  return { records, steps: engine.steps.slice(firstStep), maxTokens, failures: out.failures, wall: out.wall };
+}
+
+/** Runs the client process on `job` (killed after `timeoutSeconds`) and reads its one line of results. */
+function runClient(job: string, timeoutSeconds: number): Promise<{ accepted: { id: string; maxTokens: number }[]; failures: string[]; wall: number }> {
+  const entry = join(import.meta.dirname ?? '.', 'fidelity-client.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += String(d); });
+  child.stderr.on('data', (d: Buffer) => { stderr += String(d); });
+  child.stdin.end(job);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutSeconds * 1000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) { reject(new Error(`the load client (pid ${child.pid}) exited with ${code}: ${stderr.trim()}`)); return; }
+      try {
+        resolve(JSON.parse(stdout));
+      } catch {
+        reject(new Error(`the load client wrote no results: ${stdout.slice(0, 200)} ${stderr.trim()}`));
+      }
+    });
+  });
 }
 
 /** Reads a profile file. */

@@ -56,6 +56,14 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
       const e = emulated(device);
       return base.stepOverhead?.(e === undefined ? device : e.of) ?? 0;
     },
+    coldStep(device: DeviceSpec, idle: number, sincePrefill: number | undefined) {
+      const e = emulated(device);
+      return base.coldStep?.(e === undefined ? device : e.of, idle, sincePrefill) ?? 0;
+    },
+    engineStep(device: DeviceSpec, sequences: number) {
+      const e = emulated(device);
+      return base.engineStep?.(e === undefined ? device : e.of, sequences) ?? 0;
+    },
     attendDelay(device: DeviceSpec, compute: number) {
       const e = emulated(device);
       if (e === undefined) return base.attendDelay?.(device, compute) ?? 0;

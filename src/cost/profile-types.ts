@@ -63,6 +63,36 @@ export interface DeviceProfile {
    * one-token steps of a real local cluster (`hetis profile` of a model file).
    */
   stepOverhead?: number;
+  /** Steps slower than back-to-back ones (`hetis profile` of a model file). */
+  coldSteps?: ColdSteps;
+  /**
+   * The engine process's own time between two steps on this machine (scheduling, placing heads,
+   * predicting, bookkeeping; `hetis profile` of a model file): the next step is issued this long
+   * after the previous one's tokens are out.
+   */
+  engineStep?: EngineStepProfile;
+}
+
+/**
+ * Steps that run slower than back-to-back ones, measured on a local cluster: the first step after
+ * the workers idled (processes woken on cores that slept), and the decode steps right after a
+ * step with prefill tokens (the primary's caches and allocator settling back).
+ */
+export interface ColdSteps {
+  /** Idle seconds before a step, ascending. */
+  idle: number[];
+  /** Extra seconds of the first step after each idle. */
+  wake: number[];
+  /** Extra seconds of the decode steps after a prefill: [0] the next step, [1] the one after, ... */
+  afterPrefill: number[];
+}
+
+/** The engine's time between two steps: fixed + perSequence x sequences in the step, seconds. */
+export interface EngineStepProfile {
+  fixed: number;
+  perSequence: number;
+  /** The medians it was fitted to. */
+  points?: { sequences: number; gap: number }[];
 }
 
 /** Message time over a link at ascending sizes, and the latency/bandwidth fitted to it. */

@@ -4,7 +4,7 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
 import type { CostModel, Estimate, EstimateSource, Precision } from './types.js';
@@ -37,6 +37,8 @@ interface DeviceTables {
   decode?: DecodeAttentionProfile;
   prefill?: PrefillAttentionProfile;
   stepOverhead?: number;
+  coldSteps?: ColdSteps;
+  engineStep?: EngineStepProfile;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -61,6 +63,9 @@ function withSource(parts: Record<string, number>, source: Record<string, Estima
  * - Prefill attention: the table measures one chunk over all KV heads; a batch is looked up at
  *   the chunk length with the same causal work (pairs x heads).
  * - Step overhead: the profile's stepOverhead for the device (0 without).
+ * - Cold steps: the profile's wake-up after an idle, linear in log(idle) between the measured
+ *   idles (0 below the shortest, the longest's beyond), plus afterPrefill[sincePrefill].
+ * - Engine step: fixed + perSequence x sequences.
  * - Links: a LinkProfile of the link's kind gives sendRecv from its table inside the measured
  *   sizes and its fitted latency/bandwidth outside; allReduce uses the fitted latency/bandwidth
  *   in the ring formula (with the link's allReduceEfficiency).
@@ -80,6 +85,8 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     }
     if (p.decodeAttention !== undefined) t.decode = p.decodeAttention;
     if (p.stepOverhead !== undefined) t.stepOverhead = p.stepOverhead;
+    if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
+    if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -198,6 +205,18 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       return byDevice.get(device.name)?.stepOverhead ?? base.stepOverhead?.(device) ?? 0;
     },
 
+    coldStep(device, idle, sincePrefill) {
+      const c = byDevice.get(device.name)?.coldSteps;
+      if (c === undefined) return base.coldStep?.(device, idle, sincePrefill) ?? 0;
+      return wakeUp(c, idle) + (sincePrefill !== undefined ? c.afterPrefill[sincePrefill] ?? 0 : 0);
+    },
+
+    engineStep(device, sequences) {
+      const e = byDevice.get(device.name)?.engineStep;
+      if (e === undefined) return base.engineStep?.(device, sequences) ?? 0;
+      return e.fixed + e.perSequence * sequences;
+    },
+
     weightBytes(layers, tp, extras) {
       return base.weightBytes(layers, tp, extras);
     },
@@ -212,4 +231,15 @@ function sourceAll(est: Estimate, s: EstimateSource): Record<string, EstimateSou
   const out: Record<string, EstimateSource> = {};
   for (const k of Object.keys(est.parts)) out[k] = s;
   return out;
+}
+
+/** Extra seconds of the first step after `idle` seconds idle: see createProfiledCostModel. */
+function wakeUp(c: ColdSteps, idle: number): number {
+  const n = c.idle.length;
+  if (n === 0 || !(idle >= c.idle[0]!)) return 0;
+  if (idle >= c.idle[n - 1]!) return c.wake[n - 1] ?? 0;
+  let i = 0;
+  while (c.idle[i + 1]! <= idle) i++;
+  const f = Math.log(idle / c.idle[i]!) / Math.log(c.idle[i + 1]! / c.idle[i]!);
+  return (c.wake[i] ?? 0) + f * ((c.wake[i + 1] ?? 0) - (c.wake[i] ?? 0));
 }

@@ -92,6 +92,20 @@ export interface CostModel {
    * runs the step (profiled CPU devices: DeviceProfile.stepOverhead). Absent: nothing.
    */
   stepOverhead?(device: DeviceSpec): number;
+  /**
+   * Optional: seconds a step on `device` takes beyond a back-to-back one when it comes `idle`
+   * seconds after the previous step ended (workers woken on cores that slept) and, for a step
+   * with no prefill tokens, `sincePrefill` steps after the last step that had some (0: right
+   * after; undefined: a step with prefill, or none yet). Worker processes only (profiled CPU
+   * devices: DeviceProfile.coldSteps). Absent: nothing.
+   */
+  coldStep?(device: DeviceSpec, idle: number, sincePrefill: number | undefined): number;
+  /**
+   * Optional: seconds the engine process spends between two steps of `sequences` sequences
+   * (scheduling, placing, predicting, bookkeeping) on the machine of `device`, when the engine
+   * drives worker processes (DeviceProfile.engineStep). Absent: nothing.
+   */
+  engineStep?(device: DeviceSpec, sequences: number): number;
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

@@ -78,6 +78,10 @@ export class Engine {
   private order = 0;
   private stepIndex = 0;
   private now = 0;
+  /** When the previous step's issue interval ended (engine clock). */
+  private lastEnd = -Infinity;
+  /** Steps since the last one with prefill tokens (undefined: none yet). */
+  private sincePrefill: number | undefined;
 
   constructor(readonly config: EngineConfig, private readonly executor: Executor, private readonly listener: EngineListener = {}) {
     // Capacity in whole blocks (what the KV manager can hand out), in head-tokens.
@@ -197,6 +201,8 @@ export class Engine {
     const plan = this.buildPlan(chunks);
     const result = await this.executor.execute(plan);
     const interval = result.interval ?? result.seconds;
+    this.lastEnd = now + interval;
+    this.sincePrefill = plan.shape.prefill.length > 0 ? 0 : this.sincePrefill !== undefined ? this.sincePrefill + 1 : undefined;
     this.update(chunks, result.sampled, now + result.seconds);
     this.trim(this.steps);
     const record: StepRecord = {
@@ -329,6 +335,8 @@ export class Engine {
       prefill: [], decodeTokens: 0, sampledRows: 0,
       decodeHeads: new Array<number>(n).fill(0), decodeHeadTokens: new Array<number>(n).fill(0),
       shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads,
+      idle: Math.max(0, this.now - this.lastEnd),
+      ...(this.sincePrefill !== undefined ? { sincePrefill: this.sincePrefill } : {}),
     };
     const stepChunks: StepChunk[] = [];
     const headDevices: Record<string, readonly string[]> = {};

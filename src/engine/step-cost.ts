@@ -61,6 +61,13 @@ export interface StepShape {
   migratedHeadTokens: number[];
   /** Heads moved by those migrations, per destination device (absent: one move per destination with head-tokens). */
   migratedHeads?: number[];
+  /**
+   * Seconds since the previous step's issue interval ended (0: issued back to back; Infinity:
+   * the first step). Real serving by worker processes costs the wake-up after an idle.
+   */
+  idle?: number;
+  /** Steps since the last step with prefill tokens (0: the previous one had some; undefined: none yet). */
+  sincePrefill?: number;
 }
 
 export interface StepCost {
@@ -149,6 +156,10 @@ const REPLY_META_BYTES = 96;
  *   Σ stages [ engine → stage message + reply + the stage's step overhead (cost.stepOverhead)
  *              + layers x (dense + all-reduces + max over devices of one layer's attention) ]
  *   + LM head + migrations (before the step, one head after another)
+ *   + a cold step's extra (cost.coldStep: after an idle; a decode step soon after a prefill)
+ *
+ * and the next step is issued after the engine's own work on this one (cost.engineStep), so the
+ * issue interval is the latency plus that.
  *
  * One layer's attention on a device is its decode attention plus its share of the prefill
  * attention (the chunks' heads it holds); off the primaries add its q, k, v out and its output
@@ -224,9 +235,11 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     if (n === 0) return;
     migration += n * (4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, (moved * perHeadToken) / n).seconds);
   });
-  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration };
+  const first = stages[0]!.spec;
+  const cold = tokens > 0 ? cost.coldStep?.(first, s.idle ?? 0, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0 : 0;
+  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, cold };
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
-  return { seconds, interval: seconds, parts };
+  return { seconds, interval: seconds + (cost.engineStep?.(first, sequences) ?? 0), parts };
 }
 
 /**

@@ -4,14 +4,20 @@
 // primary's own work) and with its heads on the attention worker (one attend call per layer,
 // beyond its attention). Messages inside a step cost more than an isolated ping between two
 // processes (frames with several tensors and a JSON part, handlers, processes waking between
-// layers on shared cores); and how much more the primary's own work in such a step takes than
-// the profile's tables say. Must not: leave a worker running.
+// layers on shared cores); how much more the primary's own work in such a step takes than the
+// profile's tables say; how much slower the first steps after the cluster idled are; and the
+// engine's own time between two steps (a real Engine driving the cluster). Must not: leave a
+// worker running.
 
 import type { ModelSpec } from '../model/spec.js';
+import { Engine } from '../engine/engine.js';
+import { EngineLoop } from '../engine/loop.js';
 import { median } from '../util/fit.js';
 import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
-import type { StepPlan } from '../engine/types.js';
+import { localEngineConfig } from './local-devices.js';
+import type { StepPlan, StepRecord } from '../engine/types.js';
+import type { ColdSteps, EngineStepProfile } from '../cost/profile-types.js';
 
 export interface RuntimeRoundTrips {
   /** Median engine -> primary -> engine round trip of a one-token step, less the primary's work, seconds. */
@@ -22,6 +28,23 @@ export interface RuntimeRoundTrips {
   stepOverhead: number;
   /** Steps measured of each kind. */
   steps: number;
+  /** Steps slower than back-to-back ones: the first after an idle, the decode steps after a prefill. */
+  cold: ColdSteps;
+  /** The engine's own time between two steps (Engine + EngineLoop over the cluster). */
+  engineStep: EngineStepProfile;
+}
+
+/** Idle times before the wake-up measurements, seconds (a gap between two steps of a busy engine is ~0.05 ms). */
+export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
+/** Decode steps after a prefill whose extra time is measured. */
+const AFTER_PREFILL_STEPS = 8;
+/** Sequences per step of the engine-gap measurement. */
+const ENGINE_BATCHES: readonly number[] = [1, 4, 16];
+
+/** A blocking sleep (the probe is the engine: between two steps of a busy period it sleeps like a waiting event loop). */
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
+function sleep(seconds: number): void {
+  Atomics.wait(SLEEP_CELL, 0, 0, seconds * 1e3);
 }
 
 /**
@@ -36,12 +59,14 @@ export async function measureRuntimeRoundTrips(o: {
   /** The primary's work in a one-token step with all heads local over `headTokens` head-tokens per layer, by the profile. */
   localStep: (headTokens: number) => number;
   onSpawn?: (pid: number) => void;
+  /** Fewer repeats (a quick profile). */
+  quick?: boolean;
 }): Promise<RuntimeRoundTrips> {
   const spec = o.spec;
   const n = o.steps ?? 100;
   const context = Math.min(o.context ?? 32, Math.floor(spec.contextLength / 2));
   const kv = 16 * 2 * spec.headDim * spec.nLayers * 4 * spec.nKvHeads * Math.ceil(spec.contextLength / 16);
-  const layout = { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 2 * kv }, attention: [{ id: 'attn', kvCapacityBytes: 2 * kv }], blockSize: 16 };
+  const layout = { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: 8 * kv }, attention: [{ id: 'attn', kvCapacityBytes: 8 * kv }], blockSize: 16 };
   const cluster = await startLocalCluster({ spec, modelPath: o.modelPath, layout, kernels: 'auto' });
   for (const p of cluster.processes) if (p.pid !== undefined) o.onSpawn?.(p.pid);
   try {
@@ -60,7 +85,7 @@ export async function measureRuntimeRoundTrips(o: {
       for (let i = 0; i < warm + n; i++) {
         const pos = context + (i % (spec.contextLength - context - 1));
         const r = await ex.execute(plan(request, owner, pos, 1));
-        if (i >= warm) parts.push({ ...r.parts, position: pos });
+        if (i >= warm) parts.push({ ...r.parts, position: pos, seconds: r.seconds });
         await new Promise((res) => setImmediate(res)); // the engine between steps
       }
       await ex.release([request]);
@@ -70,8 +95,91 @@ export async function measureRuntimeRoundTrips(o: {
     const remote = await run('remote', 'attn');
     const attend = remote.map((p) => ((p['attention'] ?? 0) + (p['wait'] ?? 0)) / spec.nLayers - o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
     const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - o.localStep(spec.nKvHeads * ((p['position'] ?? context) + 1)));
-    return { step: median(local.map((p) => p['transport'] ?? 0)), attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n };
+
+    // Waking up: after each idle, one one-token step, against the median back-to-back step (the local run's).
+    const settled = median(local.map((p) => p['seconds'] ?? 0));
+    const repeats = o.quick === true ? 4 : 12;
+    await ex.execute(plan('wake', 'primary', 0, context));
+    const woken = WAKE_IDLE_SECONDS.map(() => [] as number[]);
+    let pos = context;
+    for (let r = 0; r < repeats; r++) {
+      for (const [g, idle] of WAKE_IDLE_SECONDS.entries()) {
+        sleep(idle);
+        if (pos >= spec.contextLength - 1) pos = context;
+        woken[g]!.push((await ex.execute(plan('wake', 'primary', pos++, 1))).seconds - settled);
+        await new Promise((r2) => setImmediate(r2));
+      }
+    }
+    await ex.release(['wake']);
+    const kvBytes = 8 * kv;
+    const afterPrefill = await measureAfterPrefill(spec, ex, kvBytes, o.quick === true ? 4 : 12);
+    const cold: ColdSteps = { idle: [...WAKE_IDLE_SECONDS], wake: woken.map((xs) => Math.max(0, median(xs))), afterPrefill };
+    const engineStep = await measureEngineGaps(spec, ex, kvBytes, o.quick === true ? 24 : 64);
+    return { step: median(local.map((p) => p['transport'] ?? 0)), attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep };
   } finally {
     await cluster.close();
   }
+}
+
+/** Runs `requests` (16-token prompts) through a real Engine and EngineLoop over `executor` at once, to the end; returns the engine's step records. */
+async function runEngine(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, requests: { id: string; maxTokens: number }[]): Promise<StepRecord[]> {
+  const devices = [
+    { id: 'primary', primary: true, kvCapacityBytes: kvBytes },
+    { id: 'attn', primary: false, kvCapacityBytes: kvBytes },
+  ];
+  const engine = new Engine(localEngineConfig(spec, devices, []), executor);
+  const loop = new EngineLoop(engine, { onStepError: () => false });
+  const prompt = Array.from({ length: 16 }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
+  loop.start();
+  for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: prompt, promptLength: prompt.length, maxTokens: Math.min(r.maxTokens, spec.contextLength - prompt.length - 1) });
+  while (engine.hasWork()) await new Promise((r) => setTimeout(r, 2));
+  await loop.stop();
+  await engine.releaseFreed();
+  return engine.steps;
+}
+
+let probeRequests = 0;
+
+/**
+ * The decode steps right after a prefill, as the engine runs them: `repeats` times, after a
+ * 10 ms idle, one request (a 16-token prompt, 32 tokens); the k-th decode step's median less the
+ * median of its steps from the 16th on, for k < AFTER_PREFILL_STEPS (>= 0).
+ */
+async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, repeats: number): Promise<number[]> {
+  const byStep = Array.from({ length: AFTER_PREFILL_STEPS }, () => [] as number[]);
+  const late: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    sleep(0.01);
+    const steps = await runEngine(spec, executor, kvBytes, [{ id: `probe-${probeRequests++}`, maxTokens: 32 }]);
+    const decode = steps.filter((s) => s.prefillTokens === 0).map((s) => s.seconds);
+    decode.forEach((t, k) => { if (k < AFTER_PREFILL_STEPS) byStep[k]!.push(t); else if (k >= 16) late.push(t); });
+  }
+  const settled = median(late);
+  return byStep.map((xs) => Math.max(0, median(xs) - settled));
+}
+
+/**
+ * The engine's own time between two steps as it serves: a real Engine and EngineLoop over the
+ * cluster's executor run `batch` requests at a time (16-token prompts, `tokens` tokens each,
+ * no EOS) for each of ENGINE_BATCHES; the gap between a decode step's end and the next step's
+ * start (scheduling, placing heads, predicting the step, bookkeeping, the loop's turn of the
+ * event loop) is fitted as fixed + perSequence x sequences over the medians.
+ */
+async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, tokens: number): Promise<EngineStepProfile> {
+  const points: { sequences: number; gap: number }[] = [];
+  for (const batch of ENGINE_BATCHES) {
+    const steps = await runEngine(spec, executor, kvBytes, Array.from({ length: batch }, () => ({ id: `probe-${probeRequests++}`, maxTokens: tokens })));
+    const gaps: number[] = [];
+    for (let i = 1; i < steps.length; i++) {
+      const a = steps[i - 1]!, b = steps[i]!;
+      if (a.prefillTokens === 0 && a.decodeTokens === batch) gaps.push(b.start - (a.start + a.seconds));
+    }
+    if (gaps.length > 0) points.push({ sequences: batch, gap: Math.max(0, median(gaps)) });
+  }
+  // Least squares over the medians.
+  const n = points.length;
+  const mx = points.reduce((a, p) => a + p.sequences, 0) / n, my = points.reduce((a, p) => a + p.gap, 0) / n;
+  const sxx = points.reduce((a, p) => a + (p.sequences - mx) ** 2, 0);
+  const slope = sxx > 0 ? Math.max(0, points.reduce((a, p) => a + (p.sequences - mx) * (p.gap - my), 0) / sxx) : 0;
+  return { fixed: Math.max(0, my - slope * mx), perSequence: slope, points };
 }

@@ -4,7 +4,7 @@
 // profiled cost model reads. Must not: write files or print (callers get onProgress).
 
 import { cpus, hostname, totalmem } from 'node:os';
-import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
 import { createProfiledCostModel, modelShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
@@ -173,17 +173,17 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       onSize: (b) => progress(`transport, ${b} bytes`),
     })]
     : [];
-  let stepOverhead: number | undefined;
+  let runtime: { stepOverhead: number; coldSteps: ColdSteps; engineStep: EngineStepProfile } | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
     const attention = (headTokens: number, heads: number): number => decodeAttention.fixed + decodeAttention.perHead * heads + decodeAttention.perHeadToken * headTokens;
     const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
     const rt = await measureRuntimeRoundTrips({
-      spec, modelPath: o.modelPath, steps: o.quick === true ? 30 : 150, attention,
+      spec, modelPath: o.modelPath, steps: o.quick === true ? 30 : 150, attention, quick: o.quick === true,
       localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
       ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
     });
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
-    stepOverhead = rt.stepOverhead;
+    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep };
     progress('round trips inside steps');
   }
 
@@ -194,7 +194,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
     dense,
     decodeAttention,
     ...(plan.prefill.length > 0 ? { prefillAttention: { tokens: plan.prefill, seconds: prefillSeconds } } : {}),
-    ...(stepOverhead !== undefined ? { stepOverhead } : {}),
+    ...(runtime ?? {}),
   };
   const cpu = cpus();
   const native = kernels as Partial<{ config: string }>;
