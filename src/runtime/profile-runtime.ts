@@ -38,6 +38,8 @@ export interface RuntimeRoundTrips {
 export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
 /** Decode steps after a prefill whose extra time is measured. */
 const AFTER_PREFILL_STEPS = 8;
+/** Prompt of the after-prefill measurement, tokens (about a scaled conversation's). */
+const AFTER_PREFILL_PROMPT = 64;
 /** Sequences per step of the engine-gap measurement. */
 const ENGINE_BATCHES: readonly number[] = [1, 4, 16];
 
@@ -121,17 +123,17 @@ export async function measureRuntimeRoundTrips(o: {
   }
 }
 
-/** Runs `requests` (16-token prompts) through a real Engine and EngineLoop over `executor` at once, to the end; returns the engine's step records. */
-async function runEngine(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, requests: { id: string; maxTokens: number }[]): Promise<StepRecord[]> {
-  const devices = [
-    { id: 'primary', primary: true, kvCapacityBytes: kvBytes },
-    { id: 'attn', primary: false, kvCapacityBytes: kvBytes },
-  ];
-  const engine = new Engine(localEngineConfig(spec, devices, []), executor);
+/**
+ * Runs `requests` (`prompt`-token prompts) through a real Engine and EngineLoop over `executor`
+ * at once, to the end, every head on the primary (where a lightly loaded server keeps them);
+ * returns the engine's step records.
+ */
+async function runEngine(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, prompt: number, requests: { id: string; maxTokens: number }[]): Promise<StepRecord[]> {
+  const engine = new Engine(localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: kvBytes }], []), executor);
   const loop = new EngineLoop(engine, { onStepError: () => false });
-  const prompt = Array.from({ length: 16 }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
+  const ids = Array.from({ length: prompt }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
   loop.start();
-  for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: prompt, promptLength: prompt.length, maxTokens: Math.min(r.maxTokens, spec.contextLength - prompt.length - 1) });
+  for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: ids, promptLength: prompt, maxTokens: Math.min(r.maxTokens, spec.contextLength - prompt - 1) });
   while (engine.hasWork()) await new Promise((r) => setTimeout(r, 2));
   await loop.stop();
   await engine.releaseFreed();
@@ -142,7 +144,7 @@ let probeRequests = 0;
 
 /**
  * The decode steps right after a prefill, as the engine runs them: `repeats` times, after a
- * 10 ms idle, one request (a 16-token prompt, 32 tokens); the k-th decode step's median less the
+ * 10 ms idle, one request (an AFTER_PREFILL_PROMPT-token prompt, 32 tokens); the k-th decode step's median less the
  * median of its steps from the 16th on, for k < AFTER_PREFILL_STEPS (>= 0).
  */
 async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, repeats: number): Promise<number[]> {
@@ -150,7 +152,7 @@ async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, k
   const late: number[] = [];
   for (let r = 0; r < repeats; r++) {
     sleep(0.01);
-    const steps = await runEngine(spec, executor, kvBytes, [{ id: `probe-${probeRequests++}`, maxTokens: 32 }]);
+    const steps = await runEngine(spec, executor, kvBytes, AFTER_PREFILL_PROMPT, [{ id: `probe-${probeRequests++}`, maxTokens: 32 }]);
     const decode = steps.filter((s) => s.prefillTokens === 0).map((s) => s.seconds);
     decode.forEach((t, k) => { if (k < AFTER_PREFILL_STEPS) byStep[k]!.push(t); else if (k >= 16) late.push(t); });
   }
@@ -168,7 +170,7 @@ async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, k
 async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, tokens: number): Promise<EngineStepProfile> {
   const points: { sequences: number; gap: number }[] = [];
   for (const batch of ENGINE_BATCHES) {
-    const steps = await runEngine(spec, executor, kvBytes, Array.from({ length: batch }, () => ({ id: `probe-${probeRequests++}`, maxTokens: tokens })));
+    const steps = await runEngine(spec, executor, kvBytes, 16, Array.from({ length: batch }, () => ({ id: `probe-${probeRequests++}`, maxTokens: tokens })));
     const gaps: number[] = [];
     for (let i = 1; i < steps.length; i++) {
       const a = steps[i - 1]!, b = steps[i]!;
