@@ -56,6 +56,8 @@ const SLO = { ttft: 5, tpot: 0.1 };
 /** Seconds of arrivals per run (at least MIN_REQUESTS requests). */
 const RUN_SECONDS = Number(args.seconds ?? (quick ? 4 : 10));
 const MIN_REQUESTS = quick ? 20 : 40;
+/** The warm-up before a layout's runs (not measured). */
+const WARMUP = quick ? { rate: 10, count: 50 } : { rate: 10, count: 250 };
 /** Trace lengths are scaled by this to suit a 256-token context (Azure conversation: prompt median ~1,000, output ~240). */
 const TRACE_SCALE = 0.1;
 
@@ -124,7 +126,10 @@ async function main(): Promise<void> {
     log(`layout ${name}: starting the local cluster (${1 + layout.attention.length} worker processes)`);
     const server = await startLocalServer({ modelPath, layout, profile });
     try {
-      await runLoad(server, poissonWorkload({ seed: 99, rate: 20, count: 20, prompt: [16, 64], output: [8, 32], context: server.contextLength }), 99); // warm-up
+      // Warm-up: the worker processes' JIT takes tens of seconds of varied work to settle (after
+      // 20 requests, the first run's decode steps were still 10-20% slower than later runs').
+      log(`${name}: warming up (${WARMUP.count} requests at ${WARMUP.rate} req/s)`);
+      await runLoad(server, poissonWorkload({ seed: 99, ...WARMUP, prompt: [16, 128], output: [8, 64], context: server.contextLength }), 99);
       for (const workload of workloads) {
         for (const rate of RATES[workload]) {
           const requests = workloadAt(workload, rate, server.contextLength);

@@ -1,0 +1,94 @@
+// The runtime step cost's cold steps and engine work: the profiled wake-up after an idle
+// (interpolated in log idle), the extra of decode steps after a prefill, the engine's own time
+// between steps in the issue interval (not the latency); the engine tells the step how long it
+// idled and how many steps ago the last prefill was, on whatever clock it is given.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createProfiledCostModel, modelShape } from '../src/cost/profiled.js';
+import type { DeviceProfile } from '../src/cost/profile-types.js';
+import { createRooflineCostModel } from '../src/cost/roofline.js';
+import { FP32 } from '../src/cost/types.js';
+import { Engine } from '../src/engine/engine.js';
+import { stepCost, type StepShape } from '../src/engine/step-cost.js';
+import type { Executor, StepPlan, StepResult } from '../src/engine/types.js';
+import { localEngineConfig } from '../src/runtime/local-devices.js';
+import type { ModelSpec } from '../src/model/spec.js';
+
+const spec: ModelSpec = {
+  name: 'tiny', nLayers: 2, dim: 64, nHeads: 4, nKvHeads: 2, headDim: 16, ffnDim: 128, vocabSize: 256,
+  contextLength: 128, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true,
+};
+const device = { name: 'cpu-test', kind: 'cpu' as const, peakFlops: 50e9, memoryBytes: 1e9, memoryBandwidth: 20e9, computeEfficiency: 1, memoryEfficiency: 1, kernelOverhead: 0, defaultIntraLink: 'loopback' as const };
+const profile: DeviceProfile = {
+  device: device.name, model: modelShape(spec), precision: FP32,
+  dense: [{ op: 'qkv', tp: 1, tokens: [1, 64], seconds: [1e-5, 1e-4] }],
+  coldSteps: { idle: [0.001, 0.1], wake: [2e-4, 8e-4], afterPrefill: [3e-4, 1e-4] },
+  engineStep: { fixed: 5e-5, perSequence: 1e-5 },
+};
+const cost = createProfiledCostModel(createRooflineCostModel(spec, FP32), [profile]);
+
+function close(a: number, b: number, what: string): void {
+  assert.ok(Math.abs(a - b) <= 1e-12, `${what}: ${a} != ${b}`);
+}
+
+test('cold steps: wake-up linear in log idle between the measured idles, none below, the longest beyond; after-prefill by steps since', () => {
+  close(cost.coldStep!(device, 0, undefined), 0, 'back to back');
+  close(cost.coldStep!(device, 0.0009, undefined), 0, 'below the shortest idle');
+  close(cost.coldStep!(device, 0.001, undefined), 2e-4, 'shortest');
+  close(cost.coldStep!(device, 0.01, undefined), 5e-4, 'halfway in log idle');
+  close(cost.coldStep!(device, 10, undefined), 8e-4, 'beyond the longest');
+  close(cost.coldStep!(device, Infinity, undefined), 8e-4, 'the first step');
+  close(cost.coldStep!(device, 0, 0), 3e-4, 'right after a prefill');
+  close(cost.coldStep!(device, 0.01, 1), 5e-4 + 1e-4, 'both');
+  close(cost.coldStep!(device, 0, 2), 0, 'past the measured steps');
+  close(cost.engineStep!(device, 4), 5e-5 + 4e-5, 'engine step');
+});
+
+test('runtime step: the cold extra is in the latency (after-prefill only for decode steps), the engine work only in the interval', () => {
+  const cfg = localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }], [], { profile: { format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device], profiles: [profile], links: [] } });
+  const shape = (o: Partial<StepShape>): StepShape => ({
+    prefill: [], decodeTokens: 2, sampledRows: 2, decodeHeads: [4], decodeHeadTokens: [80], shippedHeadTokens: [0], migratedHeadTokens: [0], ...o,
+  });
+  const warm = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ idle: 0 }));
+  close(warm.parts['cold']!, 0, 'warm');
+  close(warm.interval - warm.seconds, 5e-5 + 2 * 1e-5, 'engine work after the step');
+  const after = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ idle: 0, sincePrefill: 0 }));
+  close(after.seconds - warm.seconds, 3e-4, 'decode step after a prefill');
+  const woken = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ idle: 0.1 }));
+  close(woken.seconds - warm.seconds, 8e-4, 'after 100 ms idle');
+  const prefill = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ prefill: [{ tokens: 8, context: 0 }], idle: 0, sincePrefill: 0 }));
+  close(prefill.parts['cold']!, 0, 'a step with prefill pays no after-prefill extra');
+});
+
+class Recorder implements Executor {
+  shapes: StepShape[] = [];
+  execute(step: StepPlan): Promise<StepResult> {
+    this.shapes.push(step.shape);
+    const sampled: Record<string, number> = {};
+    for (const c of step.chunks) if (c.sample) sampled[c.request] = 7;
+    return Promise.resolve({ sampled, seconds: 0.001 });
+  }
+}
+
+test('the engine tells each step its idle time and the steps since the last prefill', async () => {
+  const cfg = localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }], []);
+  const rec = new Recorder();
+  const engine = new Engine(cfg, rec);
+  const prompt = [1, 2, 3, 4];
+  engine.submit({ id: 'a', arrival: 0, promptTokens: prompt, promptLength: 4, maxTokens: 3 });
+  // The first step: the engine never stepped before.
+  let t = 0;
+  while (engine.hasWork()) { const dt = await engine.step(t); t += dt!; }
+  engine.submit({ id: 'b', arrival: t + 0.05, promptTokens: prompt, promptLength: 4, maxTokens: 2 });
+  t += 0.05;
+  while (engine.hasWork()) { const dt = await engine.step(t); t += dt! + 0.0001; }
+  const view = rec.shapes.map((s) => [s.prefill.length > 0 ? 'P' : 'D', s.idle, s.sincePrefill]);
+  assert.equal(view[0]![1], Infinity);
+  assert.deepEqual(view.slice(1, 3), [['D', 0, 0], ['D', 0, 1]]);
+  assert.equal(view[3]![0], 'P');
+  close(view[3]![1] as number, 0.05, 'idle before b');
+  assert.equal(view[3]![2], 2);
+  assert.deepEqual(view[4]!.slice(0, 1), ['D']);
+  close(view[4]![1] as number, 0.0001, 'a small gap');
+  assert.equal(view[4]![2], 0);
+});
