@@ -105,7 +105,7 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   const t0 = performance.now();
   let last = 0;
   const profile = await profileLocal({
-    model, quick,
+    model, quick, modelPath,
     onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${d}/${t}: ${l}`); } },
   });
   mkdirSync(dirname(cachePath), { recursive: true });

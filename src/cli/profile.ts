@@ -1,7 +1,7 @@
 // Owns: the `hetis profile` command: options to profileLocal, a progress display, the JSON file.
 // Must not: measure anything itself (runtime/profile.ts does).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ProfileFile } from '../cost/profile-types.js';
@@ -49,6 +49,7 @@ export async function profileCommand(f: ProfileFlags): Promise<void> {
   try {
     profile = await profileLocal({
       model: spec, threads: f.threads, kernels: f.kernels, quick: f.quick === true,
+      ...(servableFile(f.model) ? { modelPath: resolve(f.model!) } : {}),
       ...(f.clock !== undefined ? { clock: f.clock } : {}),
       onProgress: (done, total, label) => progress.update(done, total, label),
     });
@@ -65,4 +66,14 @@ export async function profileCommand(f: ProfileFlags): Promise<void> {
       (link ? `, worker link ${(link.latency * 1e6).toFixed(0)} us + ${(link.bandwidth / 1e9).toFixed(2)} GB/s` : '') + '\n',
   );
   process.stdout.write(`${out}\n`);
+}
+
+/**
+ * A model given as a weights file a worker can load (GGUF or llama2.c, not a config): the profile
+ * then also measures real steps of a local cluster running it (round trips, cold steps, the
+ * engine's own time between steps).
+ */
+function servableFile(model: string | undefined): boolean {
+  if (model === undefined || /\.json$/i.test(model)) return false;
+  return statSync(model, { throwIfNoEntry: false })?.isFile() === true;
 }

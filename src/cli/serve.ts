@@ -64,7 +64,7 @@ export function parseAttentionList(text: string): ClusterLayout['attention'] {
 }
 
 /** The profile of this machine for `spec`'s shape: the given file, the cached one, or a quick measurement (cached). */
-async function findProfile(spec: ModelSpec, path: string | undefined, threads: number, kernels: KernelPreference): Promise<ProfileFile> {
+async function findProfile(spec: ModelSpec, modelPath: string, path: string | undefined, threads: number, kernels: KernelPreference): Promise<ProfileFile> {
   const read = (p: string): ProfileFile => JSON.parse(readFileSync(p, 'utf8')) as ProfileFile;
   if (path !== undefined) return read(path);
   const cache = profileCachePath(spec);
@@ -73,7 +73,7 @@ async function findProfile(spec: ModelSpec, path: string | undefined, threads: n
     if (profileFits(p, spec)) { say(`profile: ${cache}`); return p; }
   }
   say('profiling this machine for the model (quick; run `hetis profile --model ...` for a full profile)');
-  const p = await profileLocal({ model: spec, threads, kernels, quick: true });
+  const p = await profileLocal({ model: spec, threads, kernels, quick: true, modelPath: resolve(modelPath) });
   mkdirSync(dirname(cache), { recursive: true });
   writeFileSync(cache, `${JSON.stringify(p, null, 2)}\n`);
   say(`profile written to ${cache}`);
@@ -119,7 +119,7 @@ export async function serveCommand(f: ServeFlags): Promise<void> {
     backend = inProcessBackend(model, tokenizer, { name: modelName, kernels, kvCapacityBytes: parseBytes(f.primaryKv, '--primary-kv') });
     say('in-process: one device holds every head');
   } else {
-    const profile = await findProfile(spec, f.profile, f.threads, f.kernels);
+    const profile = await findProfile(spec, modelPath, f.profile, f.threads, f.kernels);
     backend = await clusterBackend(f, spec, modelPath, modelName, tokenizer, profile);
   }
   const server = await startServer(backend, {
