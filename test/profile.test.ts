@@ -1,7 +1,7 @@
 // The profiler: a quick profile of a tiny model has a table for every op (ascending tokens,
 // positive seconds), a non-negative attention fit, a fitted link, leaves no worker process
 // behind, round-trips through JSON and is read by the profiled cost model; `hetis profile`
-// writes the file. Never asserts on how long anything took.
+// writes the file, and of a model file also measures real steps of a local cluster. Never asserts on how long anything took.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -149,6 +149,14 @@ test('hetis profile --quick writes the profile (default path under the current d
   const p = JSON.parse(readFileSync(defaultPath, 'utf8')) as ProfileFile;
   assert.equal(p.format, 'hetis-profile');
   assert.equal(p.profiles[0]!.model.dim, TINY.dim);
+  // A model file: real steps of a local cluster running it were measured too.
+  const prof = p.profiles[0]!;
+  assert.ok(prof.stepOverhead !== undefined && prof.stepOverhead >= 0, 'step overhead');
+  const cold = prof.coldSteps!;
+  assert.ok(ascending(cold.idle) && cold.wake.length === cold.idle.length && cold.afterPrefill.length > 0, JSON.stringify(cold));
+  assert.ok([...cold.wake, ...cold.afterPrefill].every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(cold));
+  const eng = prof.engineStep!;
+  assert.ok(eng.fixed >= 0 && eng.perSequence >= 0 && (eng.points ?? []).length > 0, JSON.stringify(eng));
 
   const out = join(dir, 'sub', 'p.json');
   const b = run(dir, '--out', out, '--threads', '1');

@@ -83,7 +83,7 @@ export async function measureRuntimeRoundTrips(o: {
     const run = async (request: string, owner: string): Promise<Record<string, number>[]> => {
       await ex.execute(plan(request, owner, 0, context));
       const parts: Record<string, number>[] = [];
-      const warm = 10;
+      const warm = o.quick === true ? 50 : 200;
       for (let i = 0; i < warm + n; i++) {
         const pos = context + (i % (spec.contextLength - context - 1));
         const r = await ex.execute(plan(request, owner, pos, 1));
@@ -93,6 +93,11 @@ export async function measureRuntimeRoundTrips(o: {
       await ex.release([request]);
       return parts;
     };
+    // Warm the processes up first: a fresh cluster's steps run 10-20% slower until its JIT has
+    // seen tens of seconds of varied work; serving is measured warm.
+    for (let i = 0; i < (o.quick === true ? 1 : 4); i++) {
+      await runEngine(spec, ex, 8 * kv, 32, Array.from({ length: 8 }, () => ({ id: `probe-${probeRequests++}`, maxTokens: 64 })));
+    }
     const local = await run('local', 'primary');
     const remote = await run('remote', 'attn');
     const attend = remote.map((p) => ((p['attention'] ?? 0) + (p['wait'] ?? 0)) / spec.nLayers - o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
@@ -100,7 +105,7 @@ export async function measureRuntimeRoundTrips(o: {
 
     // Waking up: after each idle, one one-token step, against the median back-to-back step (the local run's).
     const settled = median(local.map((p) => p['seconds'] ?? 0));
-    const repeats = o.quick === true ? 4 : 12;
+    const repeats = o.quick === true ? 4 : 16;
     await ex.execute(plan('wake', 'primary', 0, context));
     const woken = WAKE_IDLE_SECONDS.map(() => [] as number[]);
     let pos = context;
@@ -114,7 +119,7 @@ export async function measureRuntimeRoundTrips(o: {
     }
     await ex.release(['wake']);
     const kvBytes = 8 * kv;
-    const afterPrefill = await measureAfterPrefill(spec, ex, kvBytes, o.quick === true ? 4 : 12);
+    const afterPrefill = await measureAfterPrefill(spec, ex, kvBytes, o.quick === true ? 6 : 24);
     const cold: ColdSteps = { idle: [...WAKE_IDLE_SECONDS], wake: woken.map((xs) => Math.max(0, median(xs))), afterPrefill };
     const engineStep = await measureEngineGaps(spec, ex, kvBytes, o.quick === true ? 24 : 64);
     return { step: median(local.map((p) => p['transport'] ?? 0)), attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep };
@@ -124,16 +129,17 @@ export async function measureRuntimeRoundTrips(o: {
 }
 
 /**
- * Runs `requests` (`prompt`-token prompts) through a real Engine and EngineLoop over `executor`
+ * Runs `requests` (`prompt`-token prompts, at most half the context) through a real Engine and EngineLoop over `executor`
  * at once, to the end, every head on the primary (where a lightly loaded server keeps them);
  * returns the engine's step records.
  */
 async function runEngine(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, prompt: number, requests: { id: string; maxTokens: number }[]): Promise<StepRecord[]> {
   const engine = new Engine(localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: kvBytes }], []), executor);
   const loop = new EngineLoop(engine, { onStepError: () => false });
-  const ids = Array.from({ length: prompt }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
+  const length = Math.min(prompt, Math.floor(spec.contextLength / 2));
+  const ids = Array.from({ length }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
   loop.start();
-  for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: ids, promptLength: prompt, maxTokens: Math.min(r.maxTokens, spec.contextLength - prompt - 1) });
+  for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: ids, promptLength: length, maxTokens: Math.min(r.maxTokens, spec.contextLength - length - 1) });
   while (engine.hasWork()) await new Promise((r) => setTimeout(r, 2));
   await loop.stop();
   await engine.releaseFreed();
