@@ -88,7 +88,7 @@ export async function runLoad(server: LocalServer, requests: readonly LoadReques
 /** Runs the client process on `job` (killed after `timeoutSeconds`) and reads its one line of results. */
 function runClient(job: string, timeoutSeconds: number): Promise<{ accepted: { id: string; maxTokens: number }[]; failures: string[]; wall: number }> {
   const entry = join(import.meta.dirname ?? '.', 'fidelity-client.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += String(d); });
   child.stderr.on('data', (d: Buffer) => { stderr += String(d); });

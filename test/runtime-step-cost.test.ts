@@ -1,7 +1,8 @@
-// The runtime step cost's cold steps and engine work: the profiled wake-up after an idle
-// (interpolated in log idle), the extra of decode steps after a prefill, the engine's own time
-// between steps in the issue interval (not the latency); the engine tells the step how long it
-// idled and how many steps ago the last prefill was, on whatever clock it is given.
+// The runtime step cost's cold steps, frees and engine work: the profiled wake-up after an idle
+// (interpolated in log idle), the extra of decode steps after a prefill, round trips to free KV
+// on attention devices, the engine's own time between steps in the issue interval (not the
+// latency); the engine tells the step how long it idled, how many steps ago the last prefill
+// was and where the KV it frees was, on whatever clock it is given.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createProfiledCostModel, modelShape } from '../src/cost/profiled.js';
@@ -60,6 +61,18 @@ test('runtime step: the cold extra is in the latency (after-prefill only for dec
   close(prefill.parts['cold']!, 0, 'a step with prefill pays no after-prefill extra');
 });
 
+test('runtime step: freeing KV on attention devices costs a round trip each before the step (in parallel), on the primary nothing', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }, { id: 'a2', primary: false, kvCapacityBytes: 1 << 20 }];
+  const cfg = localEngineConfig(spec, devices, []);
+  const shape = (freed: number[]): StepShape => ({
+    prefill: [], decodeTokens: 1, sampledRows: 1, decodeHeads: [2, 0, 0], decodeHeadTokens: [40, 0, 0], shippedHeadTokens: [0, 0, 0], migratedHeadTokens: [0, 0, 0], freedRequests: freed,
+  });
+  const rt = cfg.cost.sendRecv(cfg.devices[1]!.link, 64).seconds + cfg.cost.sendRecv(cfg.devices[1]!.link, 96).seconds;
+  close(stepCost(cfg.cost, cfg.stages, cfg.devices, shape([3, 0, 0])).parts['free']!, 0, 'primary only');
+  close(stepCost(cfg.cost, cfg.stages, cfg.devices, shape([1, 2, 0])).parts['free']!, rt, 'one attention device');
+  close(stepCost(cfg.cost, cfg.stages, cfg.devices, shape([0, 1, 1])).parts['free']!, 1.5 * rt, 'two, in parallel on shared cores');
+});
+
 class Recorder implements Executor {
   shapes: StepShape[] = [];
   execute(step: StepPlan): Promise<StepResult> {
@@ -83,6 +96,8 @@ test('the engine tells each step its idle time and the steps since the last pref
   t += 0.05;
   while (engine.hasWork()) { const dt = await engine.step(t); t += dt! + 0.0001; }
   const view = rec.shapes.map((s) => [s.prefill.length > 0 ? 'P' : 'D', s.idle, s.sincePrefill]);
+  // b's first step also frees a's KV, which was on the primary.
+  assert.deepEqual(rec.shapes.map((s) => s.freedRequests), [[0], [0], [0], [1], [0]]);
   assert.equal(view[0]![1], Infinity);
   assert.deepEqual(view.slice(1, 3), [['D', 0, 0], ['D', 0, 1]]);
   assert.equal(view[3]![0], 'P');

@@ -74,6 +74,8 @@ export class Engine {
   private pendingMigrations: StepMigration[] = [];
   private migratedHeadTokens: number[];
   private migratedHeads: number[];
+  /** Per device: requests in `freed` whose heads were there. */
+  private freedOn: number[];
   private imbalancedSteps = 0;
   private order = 0;
   private stepIndex = 0;
@@ -92,6 +94,7 @@ export class Engine {
     this.disp = createDispatcher({ devices: this.devices }, config.cost, this.virtual.length);
     this.migratedHeadTokens = this.devices.map(() => 0);
     this.migratedHeads = this.devices.map(() => 0);
+    this.freedOn = this.devices.map(() => 0);
   }
 
   /** Every running sequence, virtual engine by virtual engine. */
@@ -144,6 +147,7 @@ export class Engine {
     if (this.freed.length === 0 || this.executor.release === undefined) return;
     const ids = this.freed;
     this.freed = [];
+    this.freedOn = this.devices.map(() => 0);
     await this.executor.release(ids);
   }
 
@@ -291,6 +295,7 @@ export class Engine {
   /** Frees a sequence's KV and load; the executor frees worker memory at the next step. */
   private release(seq: Sequence): void {
     if (seq.counts === undefined) return;
+    seq.counts.forEach((c, i) => { if (c > 0) this.freedOn[i]!++; });
     this.addLoad(seq, -1);
     this.kv.free(seq.id);
     this.freed.push(seq.id);
@@ -335,6 +340,7 @@ export class Engine {
       prefill: [], decodeTokens: 0, sampledRows: 0,
       decodeHeads: new Array<number>(n).fill(0), decodeHeadTokens: new Array<number>(n).fill(0),
       shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads,
+      freedRequests: this.freedOn,
       idle: Math.max(0, this.now - this.lastEnd),
       ...(this.sincePrefill !== undefined ? { sincePrefill: this.sincePrefill } : {}),
     };
@@ -362,6 +368,7 @@ export class Engine {
     this.pendingMigrations = [];
     this.migratedHeadTokens = this.devices.map(() => 0);
     this.migratedHeads = this.devices.map(() => 0);
+    this.freedOn = this.devices.map(() => 0);
     return plan;
   }
 

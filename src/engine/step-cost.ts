@@ -61,6 +61,8 @@ export interface StepShape {
   migratedHeadTokens: number[];
   /** Heads moved by those migrations, per destination device (absent: one move per destination with head-tokens). */
   migratedHeads?: number[];
+  /** Per device: requests whose KV the step frees there first (finished, preempted, aborted). */
+  freedRequests?: number[];
   /**
    * Seconds since the previous step's issue interval ended (0: issued back to back; Infinity:
    * the first step). Real serving by worker processes costs the wake-up after an idle.
@@ -149,6 +151,8 @@ const OWNER_META_BYTES = 10;
 const SAMPLING_META_BYTES = 16;
 /** JSON bytes of a stage's reply besides its tensors (the timing breakdown). */
 const REPLY_META_BYTES = 96;
+/** Bytes of a free message (a few sequence numbers). */
+const FREE_MESSAGE_BYTES = 64;
 
 /**
  * The step of real serving by worker processes (runtime/primary.ts, runtime/cluster-executor.ts):
@@ -156,6 +160,9 @@ const REPLY_META_BYTES = 96;
  *   Σ stages [ engine → stage message + reply + the stage's step overhead (cost.stepOverhead)
  *              + layers x (dense + all-reduces + max over devices of one layer's attention) ]
  *   + LM head + migrations (before the step, one head after another)
+ *   + frees of finished requests' KV on attention devices (before the step, a round trip to each
+ *     device holding some, in parallel: the longest plus half of each other; the primaries free
+ *     in the step's own message)
  *   + a cold step's extra (cost.coldStep: after an idle; a decode step soon after a prefill)
  *
  * and the next step is issued after the engine's own work on this one (cost.engineStep), so the
@@ -235,9 +242,16 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     if (n === 0) return;
     migration += n * (4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, (moved * perHeadToken) / n).seconds);
   });
+  let free = 0, freeing = 0;
+  devices.forEach((d, i) => {
+    if (d.primary || !((s.freedRequests?.[i] ?? 0) > 0)) return;
+    const rt = cost.sendRecv(d.link, FREE_MESSAGE_BYTES).seconds + cost.sendRecv(d.link, REPLY_META_BYTES).seconds;
+    free += freeing === 0 ? rt : rt / 2;
+    freeing++;
+  });
   const first = stages[0]!.spec;
   const cold = tokens > 0 ? cost.coldStep?.(first, s.idle ?? 0, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0 : 0;
-  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, cold };
+  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, free, cold };
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
   return { seconds, interval: seconds + (cost.engineStep?.(first, sequences) ?? 0), parts };
 }

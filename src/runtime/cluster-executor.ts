@@ -33,6 +33,8 @@ export class ClusterExecutor implements Executor {
   /** Handles of each engine device id (a primary device: all its ranks). */
   private readonly byDevice = new Map<string, WorkerHandle[]>();
   private readonly seqOf = new Map<string, number>();
+  /** Engine devices that may hold KV of each request (its heads' owners in any step, migration targets). */
+  private readonly holders = new Map<string, Set<string>>();
   private nextSeq = 1;
 
   constructor(readonly spec: ModelSpec, private workers: WorkerHandle[]) {
@@ -104,7 +106,7 @@ export class ClusterExecutor implements Executor {
     // this step needs it), so its device is failed and restarted between steps.
     this.throwIfNewlyDead();
     const t0 = performance.now();
-    await this.free(step.freed);
+    await this.free(step.freed, true);
     const t1 = performance.now();
     for (const m of step.migrations) await this.migrate(m);
     const t2 = performance.now();
@@ -139,7 +141,7 @@ export class ClusterExecutor implements Executor {
   }
 
   release(requests: readonly string[]): Promise<void> {
-    return this.free(requests);
+    return this.free(requests, false);
   }
 
   private build(step: StepPlan): Omit<PrimaryStep, 'x'> {
@@ -154,6 +156,7 @@ export class ClusterExecutor implements Executor {
       const seq = this.seq(c.request);
       const owners = step.headDevices[c.request];
       assert(owners !== undefined && owners.length === this.spec.nKvHeads, `step ${step.index}: ${c.request} has no placement for its ${this.spec.nKvHeads} heads`);
+      this.hold(c.request, owners);
       for (let j = 0; j < c.count; j++) { tokens[row + j] = c.tokens[j]!; seqs[row + j] = seq; positions[row + j] = c.start + j; }
       sequences.push({ seq, start: c.start, count: c.count, row, owners });
       row += c.count;
@@ -162,14 +165,43 @@ export class ClusterExecutor implements Executor {
     return { index: step.index, tokens, seqs, positions, sequences, logitRows: Int32Array.from(logitRows), sampling };
   }
 
-  private async free(ids: readonly string[]): Promise<void> {
-    const seqs = ids.map((id) => this.seqOf.get(id)).filter((s): s is number => s !== undefined);
-    for (const id of ids) this.seqOf.delete(id);
-    if (seqs.length > 0) await Promise.all(this.workers.filter((w) => w.alive()).map((w) => w.free(seqs)));
+  /** Notes that `devices` may hold KV of `request`. */
+  private hold(request: string, devices: readonly string[]): void {
+    let set = this.holders.get(request);
+    if (set === undefined) { set = new Set(); this.holders.set(request, set); }
+    for (const d of devices) set.add(d);
+  }
+
+  /**
+   * Frees the KV of `ids` on the devices that may hold it. Before a step (`beforeStep`), the
+   * primaries' frees are not waited for: the step goes to each primary on the same connection
+   * after its free, so it frees first; an attention worker's free is waited for, since the
+   * attends a step causes reach it from the primaries on other connections. (Waiting for every
+   * worker cost ~1 ms a step when idle workers had to wake up to free nothing.)
+   */
+  private async free(ids: readonly string[], beforeStep: boolean): Promise<void> {
+    const seqs: number[] = [];
+    const devices = new Set<string>();
+    for (const id of ids) {
+      const seq = this.seqOf.get(id);
+      if (seq !== undefined) seqs.push(seq);
+      for (const d of this.holders.get(id) ?? []) devices.add(d);
+      this.seqOf.delete(id);
+      this.holders.delete(id);
+    }
+    if (seqs.length === 0) return;
+    const targets = [...devices].flatMap((d) => this.byDevice.get(d) ?? []).filter((w) => w.alive());
+    const waited: Promise<void>[] = [];
+    for (const w of targets) {
+      const done = w.free(seqs);
+      if (beforeStep && w.assignment.primary !== undefined) done.catch(() => {}); // the step itself reports a primary gone
+      else waited.push(done);
+    }
+    await Promise.all(waited);
   }
 
   /** The workers of `device` that hold layers of `head` (a primary device: the owning rank of each stage). */
-  private holders(device: string, head: number): WorkerHandle[] {
+  private holdersOf(device: string, head: number): WorkerHandle[] {
     const list = this.byDevice.get(device);
     if (list === undefined) throw new HetisError('internal', `migration names unknown device ${device}`);
     return list.filter((w) => {
@@ -183,10 +215,11 @@ export class ClusterExecutor implements Executor {
   private async migrate(m: StepMigration): Promise<void> {
     const seq = this.seqOf.get(m.request);
     if (seq === undefined) return; // not started here yet: nothing to copy
-    const from = this.holders(m.from, m.head);
+    const from = this.holdersOf(m.from, m.head);
     const parts: HeadKvExport[] = await Promise.all(from.map((w) => w.exportHead(seq, m.head)));
     const x = joinLayers(parts);
-    await Promise.all(this.holders(m.to, m.head).map((w) => w.importHead(seq, m.head, x)));
+    this.hold(m.request, [m.to]);
+    await Promise.all(this.holdersOf(m.to, m.head).map((w) => w.importHead(seq, m.head, x)));
     await Promise.all(from.map((w) => w.dropHead(seq, m.head)));
   }
 

@@ -50,11 +50,14 @@ export interface LocalCluster {
   close(): Promise<void>;
 }
 
-/** Command that runs worker-main: the compiled .js directly, the .ts source through tsx. */
+/**
+ * Command that runs worker-main: the compiled .js directly, the .ts source through tsx (resolved
+ * from here, so it works from any current directory).
+ */
 function workerCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   const entry = here.replace(/local-cluster\.(ts|js)$/, (_, ext: string) => `worker-main.${ext}`);
-  return here.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+  return here.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
 }
 
 function startOne(args: object, o: LocalClusterOptions): Promise<{ proc: ChildProcess; address: string }> {
