@@ -21,11 +21,7 @@ import type { StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileCachePath } from '../src/cli/profile.js';
-import { DenseRunner } from '../src/runtime/dense.js';
-import { getKernels } from '../src/runtime/kernel-select.js';
-import { DEFAULT_PAUSE_MS, profileLocal } from '../src/runtime/profile.js';
-import { denseSweep, makeClock, PROFILED_OPS, sample, type ProfiledOp } from '../src/runtime/profile-ops.js';
-import { median } from '../src/util/fit.js';
+import { profileLocal } from '../src/runtime/profile.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import { fmt, markdownTable } from '../src/sim/evaluation.js';
@@ -81,8 +77,6 @@ interface RunRow {
   sent: number;
   failures: number;
   loadBefore: number;
-  /** The machine's speed before the run against the profile's (speedAgainstProfile; > 0: slower now). */
-  drift: number;
   comparison: Comparison;
   steps: StepRecord[];
 }
@@ -119,37 +113,6 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000 };
 }
 
-/**
- * How much slower this machine is now than when the profile was measured: one-token dense sweeps
- * of the built-in model (every op of a layer x layers, and the LM head) for ~0.3 s, each after
- * the profile's short idle pause, their median
- * against the same sum from the profile's tables, minus 1. Other tenants on these cores move it by
- * several percent from minute to minute; the simulator cannot know, so it is reported beside
- * each run (not corrected for).
- */
-function speedAgainstProfile(profile: ProfileFile): number {
-  const tables = profile.profiles[0]?.dense;
-  if (tables === undefined) return NaN;
-  const layers = speedModel.spec.nLayers;
-  const weight = (op: string): number => (op === 'lm_head' ? 1 : layers);
-  const expected = tables.filter((t) => t.tp === 1).reduce((a, t) => a + weight(t.op) * (t.seconds[t.tokens.indexOf(1)] ?? NaN), 0);
-  const cost = (t: Record<ProfiledOp, number>): number => PROFILED_OPS.reduce((a, op) => a + weight(op) * t[op], 0);
-  // As the profile sampled its tables: a short idle pause before each timed sweep.
-  const samples = sample({ warmup: 5, min: 20, max: 400, seconds: 0.3, pauseMs: DEFAULT_PAUSE_MS }, denseSweep(makeClock(profile.machine.clock), speedRunner(), 1), cost);
-  return median(samples.map(cost)) / expected - 1;
-}
-
-const speedModel = openModel(modelPath, undefined).model;
-let runner: DenseRunner | undefined;
-function speedRunner(): DenseRunner {
-  if (runner === undefined) {
-    const kernels = getKernels('auto');
-    kernels.setThreads(1);
-    runner = new DenseRunner(speedModel, kernels);
-  }
-  return runner;
-}
-
 async function main(): Promise<void> {
   const started = performance.now();
   const traceFile = findPresetTrace('azure-conv', traceDirs());
@@ -171,14 +134,13 @@ async function main(): Promise<void> {
         for (const rate of RATES[workload]) {
           const requests = workloadAt(workload, rate, server.contextLength);
           const loadBefore = loadavg()[0]!;
-          const drift = speedAgainstProfile(profile);
           log(`${name} ${workload} @ ${rate} req/s: ${requests.length} requests`);
           const run = await runLoad(server, requests, rate);
           const comparison = await compareReplay(server.config, run, SLO);
           const { replay: _replay, ...kept } = comparison;
-          rows.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, drift, comparison: kept, steps: run.steps });
+          rows.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, comparison: kept, steps: run.steps });
           process.stdout.write(`${JSON.stringify({
-            layout: name, workload, rate, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, saturated: comparison.saturated, drift: +drift.toFixed(3),
+            layout: name, workload, rate, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, saturated: comparison.saturated,
             ...Object.fromEntries(comparison.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3) }])),
             step_error_p50: Object.fromEntries(comparison.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
           })}\n`);
@@ -201,9 +163,9 @@ const abs = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)
 
 function figureTable(rows: readonly RunRow[]): string {
   const names = rows[0]?.comparison.figures.map((f) => f.name) ?? [];
-  const header = ['workload', 'rate', 'busy', 'machine', 'requests', ...names.map((n) => `${n} real / sim (err)`)];
+  const header = ['workload', 'rate', 'busy', 'requests', ...names.map((n) => `${n} real / sim (err)`)];
   const body = rows.map((r) => [
-    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, `${(100 * r.comparison.busy).toFixed(0)}%`, pct(r.drift), `${r.comparison.requests}${r.failures > 0 ? ` (${r.failures} failed)` : ''}`,
+    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, `${(100 * r.comparison.busy).toFixed(0)}%`, `${r.comparison.requests}${r.failures > 0 ? ` (${r.failures} failed)` : ''}`,
     ...r.comparison.figures.map((f) => {
       const d = f.unit === 'tok/s' ? 0 : f.unit === 's' ? 3 : 2;
       return `${fmt(f.real, d)} / ${fmt(f.sim, d)} (${pct(f.error)})`;
@@ -270,7 +232,7 @@ function writeDoc(rows: readonly RunRow[], o: { profile: ProfileFile; profilePat
   parts.push('');
   parts.push(`Workloads: ${o.traceFile !== undefined ? `the first requests of the Azure conversation trace (\`${relative(root, o.traceFile)}\`), rescaled to each rate, prompt and output lengths x ${TRACE_SCALE} and fitted to the 256-token context; ` : ''}` +
     `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${RUN_SECONDS} s of arrivals (at least ${MIN_REQUESTS} requests), greedy, non-streaming, prompts as token ids. ` +
-    '*busy*: share of the real run\'s time its engine spent in steps; *machine*: how much slower one-token dense work ran right before the run than the profile says (measured in the script\'s process; the simulator only knows the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue).');
+    '*busy*: share of the real run\'s time its engine spent in steps; *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue).');
   parts.push('');
   for (const layout of o.layouts) {
     const mine = rows.filter((r) => r.layout === layout);
