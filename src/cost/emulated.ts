@@ -60,6 +60,10 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
       const e = emulated(device);
       return base.coldStep?.(e === undefined ? device : e.of, idle, sincePrefill) ?? 0;
     },
+    messagePerSequence(device: DeviceSpec) {
+      const e = emulated(device);
+      return base.messagePerSequence?.(e === undefined ? device : e.of) ?? { step: 0, attend: 0 };
+    },
     engineStep(device: DeviceSpec, sequences: number) {
       const e = emulated(device);
       return base.engineStep?.(e === undefined ? device : e.of, sequences) ?? 0;

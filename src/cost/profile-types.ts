@@ -71,6 +71,8 @@ export interface DeviceProfile {
    * after the previous one's tokens are out.
    */
   engineStep?: EngineStepProfile;
+  /** What each sequence adds to the runtime's round trips (`hetis profile` of a model file). */
+  messagePerSequence?: MessagePerSequence;
 }
 
 /**
@@ -85,6 +87,17 @@ export interface ColdSteps {
   wake: number[];
   /** Extra seconds of the decode steps after a prefill: [0] the next step, [1] the one after, ... */
   afterPrefill: number[];
+}
+
+/**
+ * Seconds each sequence of a step adds to a round trip beyond the link's cost of its bytes (its
+ * entry in the message: JSON, packing and unpacking on both sides).
+ */
+export interface MessagePerSequence {
+  /** The engine's step message to a stage and its reply. */
+  step: number;
+  /** A primary's attend call to a device holding some of the sequence's heads. */
+  attend: number;
 }
 
 /** The engine's time between two steps: fixed + perSequence x sequences in the step, seconds. */

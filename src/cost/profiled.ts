@@ -4,7 +4,7 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
 import type { CostModel, Estimate, EstimateSource, Precision } from './types.js';
@@ -39,6 +39,7 @@ interface DeviceTables {
   stepOverhead?: number;
   coldSteps?: ColdSteps;
   engineStep?: EngineStepProfile;
+  messagePerSequence?: MessagePerSequence;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -65,7 +66,7 @@ function withSource(parts: Record<string, number>, source: Record<string, Estima
  * - Step overhead: the profile's stepOverhead for the device (0 without).
  * - Cold steps: the profile's wake-up after an idle, linear in log(idle) between the measured
  *   idles (0 below the shortest, the longest's beyond), plus afterPrefill[sincePrefill].
- * - Engine step: fixed + perSequence x sequences.
+ * - Engine step: fixed + perSequence x sequences; message per sequence: the profile's (0 without).
  * - Links: a LinkProfile of the link's kind gives sendRecv from its table inside the measured
  *   sizes and its fitted latency/bandwidth outside; allReduce uses the fitted latency/bandwidth
  *   in the ring formula (with the link's allReduceEfficiency).
@@ -87,6 +88,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     if (p.stepOverhead !== undefined) t.stepOverhead = p.stepOverhead;
     if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
+    if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -209,6 +211,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       const c = byDevice.get(device.name)?.coldSteps;
       if (c === undefined) return base.coldStep?.(device, idle, sincePrefill) ?? 0;
       return wakeUp(c, idle) + (sincePrefill !== undefined ? c.afterPrefill[sincePrefill] ?? 0 : 0);
+    },
+
+    messagePerSequence(device) {
+      return byDevice.get(device.name)?.messagePerSequence ?? base.messagePerSequence?.(device) ?? { step: 0, attend: 0 };
     },
 
     engineStep(device, sequences) {

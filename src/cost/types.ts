@@ -106,6 +106,12 @@ export interface CostModel {
    * drives worker processes (DeviceProfile.engineStep). Absent: nothing.
    */
   engineStep?(device: DeviceSpec, sequences: number): number;
+  /**
+   * Optional: seconds each sequence of a step adds to the engine's step message round trip
+   * (`step`) and to an attend call of a device holding some of its heads (`attend`), beyond the
+   * link's cost of the bytes, when `device` runs worker processes (DeviceProfile.messagePerSequence).
+   */
+  messagePerSequence?(device: DeviceSpec): { step: number; attend: number };
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

@@ -170,7 +170,8 @@ const FREE_MESSAGE_BYTES = 64;
  *
  * One layer's attention on a device is its decode attention plus its share of the prefill
  * attention (the chunks' heads it holds); off the primaries add its q, k, v out and its output
- * back for every (head, token) it holds in the step, and what the device adds to each call
+ * back for every (head, token) it holds in the step, what each sequence adds to the call
+ * (cost.messagePerSequence; the step message pays its own per sequence), and what the device adds to each call
  * (cost.attendDelay: an emulated slow device's sleep). The primaries' heads are split over the
  * stage's tensor-parallel ranks. Devices work in parallel (the layer takes the slowest), but
  * their computing together takes at least the sum of their compute over the cores they share
@@ -187,6 +188,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const prefillHeads = devices.map((d, i) => (d.primary || prefillTokens === 0 ? 0 : (s.shippedHeadTokens[i] ?? 0) / prefillTokens));
   const localPrefillHeads = Math.max(0, m.nKvHeads - prefillHeads.reduce((a, b) => a + b, 0));
   let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
+  const perSequence = cost.messagePerSequence?.(stages[0]!.spec) ?? { step: 0, attend: 0 };
   stages.forEach((st, si) => {
     // Per device: its attention compute, and off the primaries its messages and added delay.
     let computeSum = 0, slowest = 0, network = 0, networkSum = 0, busy = 0;
@@ -205,7 +207,10 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
       if (pairs === 0) return;
       const compute = (heads > 0 ? cost.decodeAttention(d.spec, headTokens, heads).seconds : 0)
         + (prefillHeads[i]! > 0 ? cost.prefillAttention(d.spec, s.prefill, prefillHeads[i]!).seconds : 0);
-      const messages = cost.sendRecv(d.link, pairs * (group + 2) * m.headDim * act).seconds + cost.sendRecv(d.link, pairs * group * m.headDim * act).seconds;
+      // Sequences with heads here: at most one per pair, at most every sequence of the step.
+      const seqs = Math.min(sequences, heads + prefillHeads[i]! * s.prefill.length);
+      const messages = cost.sendRecv(d.link, pairs * (group + 2) * m.headDim * act).seconds + cost.sendRecv(d.link, pairs * group * m.headDim * act).seconds
+        + seqs * perSequence.attend;
       const delay = cost.attendDelay?.(d.spec, compute) ?? 0;
       computeSum += compute;
       network = Math.max(network, messages);
@@ -230,7 +235,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     const message = 12 * tokens + (4 + SAMPLING_META_BYTES) * s.sampledRows + sequences * (SEQUENCE_META_BYTES + OWNER_META_BYTES * m.nKvHeads) + (si > 0 ? hidden : 0);
     const reply = REPLY_META_BYTES + (last ? 4 * s.sampledRows : hidden);
     const link = st.engineLink ?? st.hostLink;
-    engine += cost.sendRecv(link, message).seconds + cost.sendRecv(link, reply).seconds;
+    engine += cost.sendRecv(link, message).seconds + cost.sendRecv(link, reply).seconds + sequences * perSequence.step;
     if (tokens > 0) wake += cost.stepOverhead?.(st.spec) ?? 0;
   });
   // Each migrated head: export (a request, its KV back), import (its KV out, a reply), drop (two small messages).

@@ -137,6 +137,8 @@ export interface StepRecord {
   kvUsedBlocks: Record<string, number>;
   /** The executor's measured breakdown, seconds per part (real executors only). */
   parts?: Record<string, number>;
+  /** With `parts`: the cost model's breakdown of its prediction (its own part names). */
+  predictedParts?: Record<string, number>;
   /** Compute seconds each device (by id) was busy in the step, when the executor tells. */
   busy?: Record<string, number>;
 }

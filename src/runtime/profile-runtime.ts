@@ -17,7 +17,7 @@ import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
 import { localEngineConfig } from './local-devices.js';
 import type { StepPlan, StepRecord } from '../engine/types.js';
-import type { ColdSteps, EngineStepProfile } from '../cost/profile-types.js';
+import type { ColdSteps, EngineStepProfile, MessagePerSequence } from '../cost/profile-types.js';
 
 export interface RuntimeRoundTrips {
   /** Median engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
@@ -32,7 +32,12 @@ export interface RuntimeRoundTrips {
   cold: ColdSteps;
   /** The engine's own time between two steps (Engine + EngineLoop over the cluster). */
   engineStep: EngineStepProfile;
+  /** What each sequence of a step adds to its step message's and its attend calls' round trips. */
+  messagePerSequence: MessagePerSequence;
 }
+
+/** Sequences a step in the many-sequence attend measurement. */
+const MANY_SEQUENCES = 12;
 
 /** Idle times before the wake-up measurements, seconds (a gap between two steps of a busy engine is ~0.05 ms). */
 export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
@@ -101,6 +106,24 @@ export async function measureRuntimeRoundTrips(o: {
     const local = await run('local', 'primary');
     const remote = await run('remote', 'attn');
     const attend = remote.map((p) => ((p['attention'] ?? 0) + (p['wait'] ?? 0)) / spec.nLayers - o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
+    // The same with MANY_SEQUENCES sequences a step: what each sequence adds to an attend call
+    // beyond its attention (its entry in the message, packing and unpacking on both sides).
+    const ids = Array.from({ length: MANY_SEQUENCES }, (_, j) => `many-${j}`);
+    for (const id of ids) await ex.execute(plan(id, 'attn', 0, context));
+    const attendMany: number[] = [];
+    const manySteps = Math.min(o.quick === true ? 30 : 100, spec.contextLength - context - 2);
+    for (let i = 0; i < manySteps; i++) {
+      const pos = context + i;
+      const one = ids.map((id) => plan(id, 'attn', pos, 1));
+      const step: StepPlan = { ...one[0]!, headDevices: Object.assign({}, ...one.map((p) => p.headDevices)), chunks: one.flatMap((p) => p.chunks) };
+      const r = await ex.execute(step);
+      if (i >= manySteps / 5) {
+        attendMany.push(((r.parts?.['attention'] ?? 0) + (r.parts?.['wait'] ?? 0)) / spec.nLayers - o.attention(MANY_SEQUENCES * spec.nKvHeads * (pos + 1), MANY_SEQUENCES * spec.nKvHeads));
+      }
+      await new Promise((res) => setImmediate(res));
+    }
+    await ex.release(ids);
+    const attendPerSequence = Math.max(0, (median(attendMany) - median(attend)) / (MANY_SEQUENCES - 1));
     const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - o.localStep(spec.nKvHeads * ((p['position'] ?? context) + 1)));
 
     // Waking up: after each idle, one one-token step, against the median back-to-back step (the local run's).
@@ -125,7 +148,10 @@ export async function measureRuntimeRoundTrips(o: {
     // The step's round trip as the engine drives it: steps issued back to back by hand (above)
     // find the primary still busy after its reply and read ~0.08 ms more than serving does.
     const step = Number.isFinite(driven.transport) ? driven.transport : median(local.map((p) => p['transport'] ?? 0));
-    return { step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep: driven.engineStep };
+    return {
+      step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep: driven.engineStep,
+      messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
+    };
   } finally {
     await cluster.close();
   }
@@ -175,11 +201,12 @@ async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, k
  * no EOS) for each of ENGINE_BATCHES; the gap between a decode step's end and the next step's
  * start (scheduling, placing heads, predicting the step, bookkeeping, the loop's turn of the
  * event loop) is fitted as fixed + perSequence x sequences over the medians. Also returns the
- * median engine -> primary round trip of the one-sequence decode steps (their `transport` part).
+ * median engine -> primary round trip of the one-sequence decode steps (their `transport` part)
+ * and what each sequence adds to it (the slope over the batches).
  */
-async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, tokens: number): Promise<{ engineStep: EngineStepProfile; transport: number }> {
+async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, tokens: number): Promise<{ engineStep: EngineStepProfile; transport: number; stepPerSequence: number }> {
   const points: { sequences: number; gap: number }[] = [];
-  let transport = NaN;
+  const transports: { sequences: number; gap: number }[] = [];
   for (const batch of ENGINE_BATCHES) {
     const steps = await runEngine(spec, executor, kvBytes, 16, Array.from({ length: batch }, () => ({ id: `probe-${probeRequests++}`, maxTokens: tokens })));
     const gaps: number[] = [];
@@ -188,12 +215,20 @@ async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvB
       if (a.prefillTokens === 0 && a.decodeTokens === batch) gaps.push(b.start - (a.start + a.seconds));
     }
     if (gaps.length > 0) points.push({ sequences: batch, gap: Math.max(0, median(gaps)) });
-    if (batch === 1) transport = median(steps.filter((x) => x.prefillTokens === 0).map((x) => x.parts?.['transport'] ?? 0));
+    const t = median(steps.filter((x) => x.prefillTokens === 0 && x.decodeTokens === batch).map((x) => x.parts?.['transport'] ?? 0));
+    if (Number.isFinite(t)) transports.push({ sequences: batch, gap: t });
   }
-  // Least squares over the medians.
+  const gap = fitLine(points), message = fitLine(transports);
+  const one = transports.find((p) => p.sequences === 1)?.gap ?? NaN;
+  return { engineStep: { fixed: gap.fixed, perSequence: gap.slope, points }, transport: one, stepPerSequence: message.slope };
+}
+
+/** Least squares line through the points, slope and intercept clamped at >= 0. */
+function fitLine(points: readonly { sequences: number; gap: number }[]): { fixed: number; slope: number } {
   const n = points.length;
+  if (n === 0) return { fixed: 0, slope: 0 };
   const mx = points.reduce((a, p) => a + p.sequences, 0) / n, my = points.reduce((a, p) => a + p.gap, 0) / n;
   const sxx = points.reduce((a, p) => a + (p.sequences - mx) ** 2, 0);
   const slope = sxx > 0 ? Math.max(0, points.reduce((a, p) => a + (p.sequences - mx) * (p.gap - my), 0) / sxx) : 0;
-  return { engineStep: { fixed: Math.max(0, my - slope * mx), perSequence: slope, points }, transport };
+  return { fixed: Math.max(0, my - slope * mx), slope };
 }

@@ -4,7 +4,7 @@
 // profiled cost model reads. Must not: write files or print (callers get onProgress).
 
 import { cpus, hostname, totalmem } from 'node:os';
-import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, OpTable, ProfileFile } from '../cost/profile-types.js';
 import { createProfiledCostModel, modelShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
@@ -173,7 +173,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       onSize: (b) => progress(`transport, ${b} bytes`),
     })]
     : [];
-  let runtime: { stepOverhead: number; coldSteps: ColdSteps; engineStep: EngineStepProfile } | undefined;
+  let runtime: { stepOverhead: number; coldSteps: ColdSteps; engineStep: EngineStepProfile; messagePerSequence: MessagePerSequence } | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
     const attention = (headTokens: number, heads: number): number => decodeAttention.fixed + decodeAttention.perHead * heads + decodeAttention.perHeadToken * headTokens;
     const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
@@ -183,7 +183,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
     });
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
-    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep };
+    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence };
     progress('round trips inside steps');
   }
 
