@@ -12,6 +12,7 @@
 // One JSON line per run on stdout, progress on stderr. --quick: one layout, two rates, short
 // runs, written to bench/out/fidelity/ unless --out.
 
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -77,6 +78,8 @@ interface RunRow {
   sent: number;
   failures: number;
   loadBefore: number;
+  /** How much slower one-token dense work ran right before the run than right after profiling (> 0: slower now). */
+  drift: number;
   comparison: Comparison;
   steps: StepRecord[];
 }
@@ -113,6 +116,23 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** Median one-token dense sweep, seconds, timed in a fresh process (scripts/fidelity-speed.ts). */
+function speedProbe(): Promise<number> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(import.meta.dirname ?? '.', 'fidelity-speed.ts')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout.on('data', (d: Buffer) => { out += String(d); });
+  child.stderr.on('data', (d: Buffer) => { err += String(d); });
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const seconds = code === 0 ? (JSON.parse(out) as { seconds: number }).seconds : NaN;
+      if (Number.isFinite(seconds)) resolvePromise(seconds);
+      else reject(new Error(`the speed probe (pid ${child.pid}) failed: ${err.trim() || out.trim()}`));
+    });
+  });
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const traceFile = findPresetTrace('azure-conv', traceDirs());
@@ -120,6 +140,7 @@ async function main(): Promise<void> {
   if (traceFile === undefined) log('the Azure conversation trace (splitwise_conv.csv) is not in ../shared/data/traces or $HETIS_TRACE_DIR: the trace workload is skipped');
   const layouts = (args.layouts ?? (quick ? 'default' : 'default,no-slowdown')).split(',');
   const { profile, path: profilePath, seconds: profileSeconds } = await measureProfile();
+  const reference = await speedProbe();
   const rows: RunRow[] = [];
   for (const name of layouts) {
     const layout = layoutOf(name);
@@ -134,13 +155,14 @@ async function main(): Promise<void> {
         for (const rate of RATES[workload]) {
           const requests = workloadAt(workload, rate, server.contextLength);
           const loadBefore = loadavg()[0]!;
+          const drift = (await speedProbe()) / reference - 1;
           log(`${name} ${workload} @ ${rate} req/s: ${requests.length} requests`);
           const run = await runLoad(server, requests, rate);
           const comparison = await compareReplay(server.config, run, SLO);
           const { replay: _replay, ...kept } = comparison;
-          rows.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, comparison: kept, steps: run.steps });
+          rows.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, drift, comparison: kept, steps: run.steps });
           process.stdout.write(`${JSON.stringify({
-            layout: name, workload, rate, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, saturated: comparison.saturated,
+            layout: name, workload, rate, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, saturated: comparison.saturated, drift: +drift.toFixed(3),
             ...Object.fromEntries(comparison.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3) }])),
             step_error_p50: Object.fromEntries(comparison.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
           })}\n`);
@@ -163,9 +185,9 @@ const abs = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)
 
 function figureTable(rows: readonly RunRow[]): string {
   const names = rows[0]?.comparison.figures.map((f) => f.name) ?? [];
-  const header = ['workload', 'rate', 'busy', 'requests', ...names.map((n) => `${n} real / sim (err)`)];
+  const header = ['workload', 'rate', 'busy', 'machine', 'requests', ...names.map((n) => `${n} real / sim (err)`)];
   const body = rows.map((r) => [
-    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, `${(100 * r.comparison.busy).toFixed(0)}%`, `${r.comparison.requests}${r.failures > 0 ? ` (${r.failures} failed)` : ''}`,
+    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, `${(100 * r.comparison.busy).toFixed(0)}%`, pct(r.drift), `${r.comparison.requests}${r.failures > 0 ? ` (${r.failures} failed)` : ''}`,
     ...r.comparison.figures.map((f) => {
       const d = f.unit === 'tok/s' ? 0 : f.unit === 's' ? 3 : 2;
       return `${fmt(f.real, d)} / ${fmt(f.sim, d)} (${pct(f.error)})`;
@@ -232,7 +254,7 @@ function writeDoc(rows: readonly RunRow[], o: { profile: ProfileFile; profilePat
   parts.push('');
   parts.push(`Workloads: ${o.traceFile !== undefined ? `the first requests of the Azure conversation trace (\`${relative(root, o.traceFile)}\`), rescaled to each rate, prompt and output lengths x ${TRACE_SCALE} and fitted to the 256-token context; ` : ''}` +
     `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${RUN_SECONDS} s of arrivals (at least ${MIN_REQUESTS} requests), greedy, non-streaming, prompts as token ids. ` +
-    '*busy*: share of the real run\'s time its engine spent in steps; *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue).');
+    '*busy*: share of the real run\'s time its engine spent in steps; *machine*: how much slower one-token dense work ran right before the run than right after profiling (timed in a fresh process; other tenants share these cores, and the simulator only knows the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue).');
   parts.push('');
   for (const layout of o.layouts) {
     const mine = rows.filter((r) => r.layout === layout);

@@ -73,6 +73,23 @@ test('runtime step: freeing KV on attention devices costs a round trip each befo
   close(stepCost(cfg.cost, cfg.stages, cfg.devices, shape([0, 1, 1])).parts['free']!, 1.5 * rt, 'two, in parallel on shared cores');
 });
 
+test('runtime step: each sequence adds its share to the step message and to the attend calls of the devices holding its heads', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
+  const withMessages = (m: { step: number; attend: number } | undefined): ReturnType<typeof localEngineConfig> => localEngineConfig(spec, devices, [], {
+    profile: {
+      format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device],
+      profiles: [{ ...profile, ...(m !== undefined ? { messagePerSequence: m } : {}) }], links: [],
+    },
+  });
+  const shape: StepShape = { prefill: [], decodeTokens: 3, sampledRows: 3, decodeHeads: [4, 2], decodeHeadTokens: [80, 40], shippedHeadTokens: [0, 0], migratedHeadTokens: [0, 0] };
+  const plain = withMessages(undefined), priced = withMessages({ step: 1e-5, attend: 2e-5 });
+  const a = stepCost(plain.cost, plain.stages, plain.devices, shape), b = stepCost(priced.cost, priced.stages, priced.devices, shape);
+  close(b.parts['engine_messages']! - a.parts['engine_messages']!, 3 * 1e-5, 'three sequences in the step message');
+  // Two (request, head) pairs on a1: at most two sequences there, in each layer's attend call
+  // (the shared-core sum: the primary's and a1's attention add up, and so do the messages).
+  close(b.parts['attention']! - a.parts['attention']!, spec.nLayers * 2 * 2e-5, 'two sequences per attend call');
+});
+
 class Recorder implements Executor {
   shapes: StepShape[] = [];
   execute(step: StepPlan): Promise<StepResult> {
