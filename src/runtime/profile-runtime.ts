@@ -2,7 +2,7 @@
 // of one primary and one attention worker process (the model file's weights), decode steps of one
 // sequence with its heads on the primary (the engine's step message and reply, beyond the
 // primary's own work) and with its heads on the attention worker (one attend call per layer,
-// beyond its attention). Messages inside a step cost more than an isolated ping between two
+// beyond its attention), and what each further sequence adds to both. Messages inside a step cost more than an isolated ping between two
 // processes (frames with several tensors and a JSON part, handlers, processes waking between
 // layers on shared cores); how much more the primary's own work in such a step takes than the
 // profile's tables say; how much slower the first steps after the cluster idled are; and the
@@ -158,19 +158,22 @@ export async function measureRuntimeRoundTrips(o: {
 }
 
 /**
- * Runs `requests` (`prompt`-token prompts, at most half the context) through a real Engine and EngineLoop over `executor`
- * at once, to the end, every head on the primary (where a lightly loaded server keeps them);
- * returns the engine's step records.
+ * Runs `requests` (`prompt`-token prompts, at most half the context) through a real Engine and
+ * EngineLoop over `executor` at once, to the end, every head on the primary (where a lightly
+ * loaded server keeps them); returns the engine's step records. A step that fails fails the
+ * measurement.
  */
 async function runEngine(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, prompt: number, requests: { id: string; maxTokens: number }[]): Promise<StepRecord[]> {
   const engine = new Engine(localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: kvBytes }], []), executor);
-  const loop = new EngineLoop(engine, { onStepError: () => false });
+  let failed: { error: unknown } | undefined;
+  const loop = new EngineLoop(engine, { onStepError: (error) => { failed = { error }; return false; } });
   const length = Math.min(prompt, Math.floor(spec.contextLength / 2));
   const ids = Array.from({ length }, (_, i) => 1 + (i * 13) % (spec.vocabSize - 1));
   loop.start();
   for (const r of requests) loop.submit({ id: r.id, arrival: loop.now(), promptTokens: ids, promptLength: length, maxTokens: Math.min(r.maxTokens, spec.contextLength - length - 1) });
-  while (engine.hasWork()) await new Promise((r) => setTimeout(r, 2));
+  while (engine.hasWork() && failed === undefined) await new Promise((r) => setTimeout(r, 2));
   await loop.stop();
+  if (failed !== undefined) throw failed.error;
   await engine.releaseFreed();
   return engine.steps;
 }
@@ -179,8 +182,9 @@ let probeRequests = 0;
 
 /**
  * The decode steps right after a prefill, as the engine runs them: `repeats` times, after a
- * 10 ms idle, one request (an AFTER_PREFILL_PROMPT-token prompt, 32 tokens); the k-th decode step's median less the
- * median of its steps from the 16th on, for k < AFTER_PREFILL_STEPS (>= 0).
+ * 10 ms idle, one request (an AFTER_PREFILL_PROMPT-token prompt, 32 tokens); the k-th decode
+ * step's median less the median of its steps from the 16th on, for k < AFTER_PREFILL_STEPS
+ * (>= 0).
  */
 async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, repeats: number): Promise<number[]> {
   const byStep = Array.from({ length: AFTER_PREFILL_STEPS }, () => [] as number[]);
