@@ -161,8 +161,8 @@ const FREE_MESSAGE_BYTES = 64;
  *              + layers x (dense + all-reduces + max over devices of one layer's attention) ]
  *   + LM head + migrations (before the step, one head after another)
  *   + frees of finished requests' KV on attention devices (before the step, a round trip to each
- *     device holding some, in parallel: the longest plus half of each other; the primaries free
- *     in the step's own message)
+ *     device holding some, in parallel: the longest plus half of each other; the primaries'
+ *     frees go ahead of the step on its connection and are not waited for)
  *   + a cold step's extra (cost.coldStep: after an idle; a decode step soon after a prefill)
  *
  * and the next step is issued after the engine's own work on this one (cost.engineStep), so the
