@@ -90,6 +90,27 @@ test('runtime step: each sequence adds its share to the step message and to the 
   close(b.parts['attention']! - a.parts['attention']!, spec.nLayers * 2 * 2e-5, 'two sequences per attend call');
 });
 
+test('runtime step: a migrated head costs its measured time, adjusted for its bytes crossing the link twice', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
+  const measured = { perHead: 4e-4, bytes: 4096 };
+  const cfg = localEngineConfig(spec, devices, [], {
+    profile: {
+      format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device],
+      profiles: [{ ...profile, migration: measured }], links: [],
+    },
+  });
+  const perHeadToken = cfg.cost.kvBytesPerHeadToken();
+  const shape = (tokens: number): StepShape => ({
+    prefill: [], decodeTokens: 1, sampledRows: 1, decodeHeads: [2, 0], decodeHeadTokens: [40, 0], shippedHeadTokens: [0, 0],
+    migratedHeadTokens: [0, 2 * tokens], migratedHeads: [0, 2],
+  });
+  const atMeasured = measured.bytes / perHeadToken;
+  close(stepCost(cfg.cost, cfg.stages, cfg.devices, shape(atMeasured)).parts['migration']!, 2 * 4e-4, 'two heads of the measured size');
+  const link = cfg.devices[1]!.link;
+  const bigger = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(4 * atMeasured)).parts['migration']!;
+  close(bigger, 2 * (4e-4 + 2 * (cfg.cost.sendRecv(link, 4 * measured.bytes).seconds - cfg.cost.sendRecv(link, measured.bytes).seconds)), 'four times the bytes');
+});
+
 class Recorder implements Executor {
   shapes: StepShape[] = [];
   execute(step: StepPlan): Promise<StepResult> {

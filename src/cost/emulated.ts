@@ -3,7 +3,7 @@
 // factor, and each attention call adds what the emulation's wait adds beyond that (its timer's
 // rounding). Must not: know how the wait is implemented (the caller passes its duration).
 
-import type { DeviceSpec } from '../hardware/types.js';
+import type { DeviceSpec, LinkSpec } from '../hardware/types.js';
 import type { CostModel, Estimate, PrefillChunk } from './types.js';
 
 /** A device that runs on `of` and waits (factor - 1) x its compute after each attention call. */
@@ -63,6 +63,10 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     messagePerSequence(device: DeviceSpec) {
       const e = emulated(device);
       return base.messagePerSequence?.(e === undefined ? device : e.of) ?? { step: 0, attend: 0 };
+    },
+    migrateHead(device: DeviceSpec, link: LinkSpec, bytes: number) {
+      const e = emulated(device);
+      return base.migrateHead?.(e === undefined ? device : e.of, link, bytes);
     },
     engineStep(device: DeviceSpec, sequences: number) {
       const e = emulated(device);

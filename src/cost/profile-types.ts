@@ -73,6 +73,18 @@ export interface DeviceProfile {
   engineStep?: EngineStepProfile;
   /** What each sequence adds to the runtime's round trips (`hetis profile` of a model file). */
   messagePerSequence?: MessagePerSequence;
+  /** How long moving one KV head between workers takes (`hetis profile` of a model file). */
+  migration?: MigrationProfile;
+}
+
+/**
+ * Seconds one migrated head's copy takes as a step runs it (export from its owner, import at the
+ * new one, drop at the old: three round trips one after another), measured for a head of `bytes`
+ * of KV; other sizes add or save their bytes over the link.
+ */
+export interface MigrationProfile {
+  perHead: number;
+  bytes: number;
 }
 
 /**

@@ -4,7 +4,7 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
 import type { CostModel, Estimate, EstimateSource, Precision } from './types.js';
@@ -40,6 +40,7 @@ interface DeviceTables {
   coldSteps?: ColdSteps;
   engineStep?: EngineStepProfile;
   messagePerSequence?: MessagePerSequence;
+  migration?: MigrationProfile;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -67,6 +68,8 @@ function withSource(parts: Record<string, number>, source: Record<string, Estima
  * - Cold steps: the profile's wake-up after an idle, linear in log(idle) between the measured
  *   idles (0 below the shortest, the longest's beyond), plus afterPrefill[sincePrefill].
  * - Engine step: fixed + perSequence x sequences; message per sequence: the profile's (0 without).
+ * - A migrated head: the profile's time per head, plus the difference its bytes make crossing
+ *   the link twice (against the measured head's).
  * - Links: a LinkProfile of the link's kind gives sendRecv from its table inside the measured
  *   sizes and its fitted latency/bandwidth outside; allReduce uses the fitted latency/bandwidth
  *   in the ring formula (with the link's allReduceEfficiency).
@@ -89,6 +92,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
+    if (p.migration !== undefined) t.migration = p.migration;
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -215,6 +219,13 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
 
     messagePerSequence(device) {
       return byDevice.get(device.name)?.messagePerSequence ?? base.messagePerSequence?.(device) ?? { step: 0, attend: 0 };
+    },
+
+    migrateHead(device, link, bytes) {
+      const m = byDevice.get(device.name)?.migration;
+      if (m === undefined) return base.migrateHead?.(device, link, bytes);
+      // The head's KV crosses the link twice (exported, then imported).
+      return Math.max(0, m.perHead + 2 * (this.sendRecv(link, bytes).seconds - this.sendRecv(link, m.bytes).seconds));
     },
 
     engineStep(device, sequences) {

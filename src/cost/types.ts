@@ -112,6 +112,13 @@ export interface CostModel {
    * link's cost of the bytes, when `device` runs worker processes (DeviceProfile.messagePerSequence).
    */
   messagePerSequence?(device: DeviceSpec): { step: number; attend: number };
+  /**
+   * Optional: seconds moving one KV head of `bytes` between worker processes over `link` takes
+   * before a step (export, import, drop one after another) on the machine of `device`
+   * (DeviceProfile.migration).
+   * Absent: the runtime step cost's round trips over the link.
+   */
+  migrateHead?(device: DeviceSpec, link: LinkSpec, bytes: number): number | undefined;
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

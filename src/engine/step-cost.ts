@@ -238,14 +238,17 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     engine += cost.sendRecv(link, message).seconds + cost.sendRecv(link, reply).seconds + sequences * perSequence.step;
     if (tokens > 0) wake += cost.stepOverhead?.(st.spec) ?? 0;
   });
-  // Each migrated head: export (a request, its KV back), import (its KV out, a reply), drop (two small messages).
+  // Each migrated head: export (a request, its KV back), import (its KV out, a reply), drop (two
+  // small messages), as measured (cost.migrateHead) or as round trips over the link.
   let migration = 0;
   const perHeadToken = cost.kvBytesPerHeadToken();
   devices.forEach((d, i) => {
     const moved = s.migratedHeadTokens[i] ?? 0;
     const n = s.migratedHeads?.[i] ?? (moved > 0 ? 1 : 0);
     if (n === 0) return;
-    migration += n * (4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, (moved * perHeadToken) / n).seconds);
+    const bytes = (moved * perHeadToken) / n;
+    const measured = cost.migrateHead?.(stages[0]!.spec, d.link, bytes);
+    migration += n * (measured ?? 4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, bytes).seconds);
   });
   let free = 0, freeing = 0;
   devices.forEach((d, i) => {

@@ -17,7 +17,7 @@ import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
 import { localEngineConfig } from './local-devices.js';
 import type { StepPlan, StepRecord } from '../engine/types.js';
-import type { ColdSteps, EngineStepProfile, MessagePerSequence } from '../cost/profile-types.js';
+import type { ColdSteps, EngineStepProfile, MessagePerSequence, MigrationProfile } from '../cost/profile-types.js';
 
 export interface RuntimeRoundTrips {
   /** Median engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
@@ -34,6 +34,8 @@ export interface RuntimeRoundTrips {
   engineStep: EngineStepProfile;
   /** What each sequence of a step adds to its step message's and its attend calls' round trips. */
   messagePerSequence: MessagePerSequence;
+  /** A migrated head's copy (export, import, drop) as a step runs it, at a head of `bytes` of KV. */
+  migration: MigrationProfile;
 }
 
 /** Sequences a step in the many-sequence attend measurement. */
@@ -126,6 +128,23 @@ export async function measureRuntimeRoundTrips(o: {
     const attendPerSequence = Math.max(0, (median(attendMany) - median(attend)) / (MANY_SEQUENCES - 1));
     const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - o.localStep(spec.nKvHeads * ((p['position'] ?? context) + 1)));
 
+    // Migrations: every head of a `context`-token sequence moved to the other device before a
+    // one-token step, back and forth; the time of the step's migration part per head.
+    await ex.execute(plan('move', 'primary', 0, context));
+    const perHead: number[] = [];
+    let at = 'primary';
+    for (let r = 0; r < (o.quick === true ? 4 : 16); r++) {
+      const to = at === 'primary' ? 'attn' : 'primary';
+      const step = plan('move', to, context + r, 1);
+      step.migrations = Array.from({ length: spec.nKvHeads }, (_, head) => ({ request: 'move', head, from: at, to, positions: context + r, rebuild: false }));
+      const res = await ex.execute(step);
+      perHead.push((res.parts?.['migrate'] ?? 0) / spec.nKvHeads);
+      at = to;
+      await new Promise((res2) => setImmediate(res2));
+    }
+    await ex.release(['move']);
+    const migrationHeadBytes = (context + 8) * 2 * spec.headDim * spec.nLayers * 4; // a head's KV at the middle of the runs
+
     // Waking up: after each idle, one one-token step, against the median back-to-back step (the local run's).
     const settled = median(local.map((p) => p['seconds'] ?? 0));
     const repeats = o.quick === true ? 4 : 16;
@@ -151,6 +170,7 @@ export async function measureRuntimeRoundTrips(o: {
     return {
       step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep: driven.engineStep,
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
+      migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
   } finally {
     await cluster.close();

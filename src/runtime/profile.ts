@@ -4,7 +4,7 @@
 // profiled cost model reads. Must not: write files or print (callers get onProgress).
 
 import { cpus, hostname, totalmem } from 'node:os';
-import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, OpTable, ProfileFile } from '../cost/profile-types.js';
+import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
 import { createProfiledCostModel, modelShape, sameShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
@@ -173,7 +173,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       onSize: (b) => progress(`transport, ${b} bytes`),
     })]
     : [];
-  let runtime: { stepOverhead: number; coldSteps: ColdSteps; engineStep: EngineStepProfile; messagePerSequence: MessagePerSequence } | undefined;
+  let runtime: Pick<DeviceProfile, 'stepOverhead' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'> | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
     const attention = (headTokens: number, heads: number): number => decodeAttention.fixed + decodeAttention.perHead * heads + decodeAttention.perHeadToken * headTokens;
     const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
@@ -183,7 +183,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
     });
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
-    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence };
+    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration };
     progress('round trips inside steps');
   }
 
@@ -255,7 +255,7 @@ export async function refreshProfile(base: ProfileFile, o: { model: ModelSpec | 
     const ping = links[0].runtime?.pingLatency ?? links[0].latency;
     const shift = ping - links[0].latency;
     links[0] = withRuntimeLatency({ ...links[0], latency: ping, seconds: links[0].seconds.map((x) => x + shift) }, rt.step, rt.attend);
-    profile = { ...profile, stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence };
+    profile = { ...profile, stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration };
   }
   return { ...base, createdAt: new Date().toISOString(), profiles: base.profiles.map((p, j) => (j === i ? profile : p)), links };
 }
