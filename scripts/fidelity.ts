@@ -5,7 +5,10 @@
 // synthetic Poisson one) at rates from light to saturating: runs the workload for real against
 // the server, replays exactly its requests (arrivals, lengths, max_tokens, generated lengths) on
 // the simulator's virtual clock with the engine configuration the server used, and compares.
-// Writes docs/fidelity.md (between its generated markers) and its charts (docs/fidelity/).
+// Before each run it also times one-token dense work in a fresh process (the machine's drift
+// since profiling) and refreshes the profile's fastest-drifting parts, and simulates the run a
+// second time with that. Writes docs/fidelity.md (between its generated markers) and its charts
+// (docs/fidelity/).
 //
 //   npm run fidelity [-- --quick] [--profile FILE] [--layouts default,no-slowdown] [--seconds S] [--out FILE]
 //
@@ -140,7 +143,8 @@ function speedProbe(): Promise<number> {
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('close', (code) => {
       clearTimeout(timer);
-      const seconds = code === 0 ? (JSON.parse(out) as { seconds: number }).seconds : NaN;
+      let seconds = NaN;
+      try { if (code === 0) seconds = (JSON.parse(out) as { seconds: number }).seconds; } catch { /* reported below */ }
       if (Number.isFinite(seconds)) resolvePromise(seconds);
       else reject(new Error(`the speed probe (pid ${child.pid}) failed: ${err.trim() || out.trim()}`));
     });
