@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { argmax, sampleToken, validateSampling, GREEDY } from '../src/model/sampler.js';
+import { argmax, mostLikely, sampleToken, validateSampling, GREEDY } from '../src/model/sampler.js';
 import { StopMatcher } from '../src/model/stop.js';
 import { createRng } from '../src/util/rng.js';
 import { HetisError } from '../src/util/errors.js';
@@ -55,6 +55,15 @@ test('temperature sharpens and flattens the distribution', () => {
   const cold = share(0.25), warm = share(1), hot = share(10);
   assert.ok(cold > warm && warm > hot, `${cold} ${warm} ${hot}`);
   assert.ok(Math.abs(warm - 1 / (1 + Math.exp(-1))) < 0.04);
+});
+
+test('the k most likely in one pass equal the first k of the full sort, ties by id (property)', () => {
+  fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 300 }), fc.integer({ min: 1, max: 300 }), (ws, k) => {
+    const probs = Float64Array.from(ws, (w) => w / 20); // many ties
+    const cand = ws.map((_, i) => i);
+    const sorted = [...cand].sort((a, b) => probs[b]! - probs[a]! || a - b).slice(0, k);
+    assert.deepEqual(mostLikely(probs, cand, k), sorted);
+  }), { numRuns: 300 });
 });
 
 test('sampling always returns a valid index (property)', () => {
