@@ -87,22 +87,29 @@ export async function runLoad(server: LocalServer, requests: readonly LoadReques
 
 /** Runs the client process on `job` (killed after `timeoutSeconds`) and reads its one line of results. */
 function runClient(job: string, timeoutSeconds: number): Promise<{ accepted: { id: string; maxTokens: number }[]; failures: string[]; wall: number }> {
-  const entry = join(import.meta.dirname ?? '.', 'fidelity-client.ts');
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return runScript('fidelity-client.ts', 'the load client', job, timeoutSeconds);
+}
+
+/**
+ * Runs `script` (in this folder) in a process of its own through tsx, `input` on its stdin,
+ * killed after `timeoutSeconds`, and parses the JSON it writes on stdout; `what` names it in errors.
+ */
+export function runScript<T>(script: string, what: string, input: string, timeoutSeconds: number): Promise<T> {
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(import.meta.dirname ?? '.', script)], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += String(d); });
   child.stderr.on('data', (d: Buffer) => { stderr += String(d); });
-  child.stdin.end(job);
+  child.stdin.end(input);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutSeconds * 1000);
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) { reject(new Error(`the load client (pid ${child.pid}) exited with ${code}: ${stderr.trim()}`)); return; }
+      if (code !== 0) { reject(new Error(`${what} (pid ${child.pid}) exited with ${code}: ${stderr.trim()}`)); return; }
       try {
-        resolve(JSON.parse(stdout));
+        resolve(JSON.parse(stdout) as T);
       } catch {
-        reject(new Error(`the load client wrote no results: ${stdout.slice(0, 200)} ${stderr.trim()}`));
+        reject(new Error(`${what} wrote no results: ${stdout.slice(0, 200)} ${stderr.trim()}`));
       }
     });
   });

@@ -15,7 +15,6 @@
 // One JSON line per run on stdout, progress on stderr. --quick: one layout, two rates, short
 // runs, written to bench/out/fidelity/ unless --out.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -39,7 +38,7 @@ import { loadPngRenderer } from '../src/sim/png.js';
 import { cdf, writeChart } from '../src/sim/report.js';
 import { findPresetTrace, loadWorkload } from '../src/sim/workload.js';
 import { parseBytes } from '../src/util/units.js';
-import { runLoad, startLocalServer } from './fidelity-run.js';
+import { runLoad, runScript, startLocalServer } from './fidelity-run.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,6 +55,8 @@ const quick = args.quick === true;
 const docPath = resolve(args.out ?? (quick ? join(root, 'bench/out/fidelity/fidelity.md') : join(root, 'docs/fidelity.md')));
 const chartDir = join(dirname(docPath), 'fidelity');
 const modelPath = join(root, 'models/hetis-kjv.gguf');
+/** The built-in model, loaded once (profiling and refreshing the profile run its shape). */
+const model = openModel(modelPath, undefined).model;
 const cachePath = profileCachePath({ name: 'hetis-kjv' }, root);
 const log = (m: string): void => { process.stderr.write(`[fidelity] ${m}\n`); };
 const SLO = { ttft: 5, tpot: 0.1 };
@@ -111,7 +112,6 @@ function workloadAt(kind: 'trace' | 'poisson', rate: number, context: number): L
 async function measureProfile(): Promise<{ profile: ProfileFile; path: string; seconds: number }> {
   if (args.profile !== undefined) return { profile: JSON.parse(readFileSync(args.profile, 'utf8')) as ProfileFile, path: args.profile, seconds: 0 };
   log('profiling this machine for the built-in model (full grid; what `hetis profile --model models/hetis-kjv.gguf` measures)');
-  const { model } = openModel(modelPath, undefined);
   const t0 = performance.now();
   let last = 0;
   const profile = await profileLocal({
@@ -125,30 +125,18 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
 
 /** Dense token counts the refreshed profile re-measures: every decode batch these runs reach. */
 const REFRESH_TOKENS = Array.from({ length: 64 }, (_, i) => i + 1);
-const speedModel = openModel(modelPath, undefined).model;
 
 /** The server's engine configuration with another profile's cost model (same devices and tuning). */
 function withProfile(config: EngineConfig, layout: ClusterLayout, profile: ProfileFile): EngineConfig {
-  const other = localEngineConfig(speedModel.spec, layoutDevices(layout), config.eosIds, { profile, tuning: SERVING_TUNING });
+  const other = localEngineConfig(model.spec, layoutDevices(layout), config.eosIds, { profile, tuning: SERVING_TUNING });
   return { ...config, cost: other.cost, stages: other.stages, devices: other.devices };
 }
 
 /** Median one-token dense sweep, seconds, timed in a fresh process (scripts/fidelity-speed.ts). */
-function speedProbe(): Promise<number> {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(import.meta.dirname ?? '.', 'fidelity-speed.ts')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d: Buffer) => { out += String(d); });
-  child.stderr.on('data', (d: Buffer) => { err += String(d); });
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      let seconds = NaN;
-      try { if (code === 0) seconds = (JSON.parse(out) as { seconds: number }).seconds; } catch { /* reported below */ }
-      if (Number.isFinite(seconds)) resolvePromise(seconds);
-      else reject(new Error(`the speed probe (pid ${child.pid}) failed: ${err.trim() || out.trim()}`));
-    });
-  });
+async function speedProbe(): Promise<number> {
+  const { seconds } = await runScript<{ seconds: number }>('fidelity-speed.ts', 'the speed probe', '', 60);
+  if (!Number.isFinite(seconds)) throw new Error(`the speed probe wrote ${String(seconds)}`);
+  return seconds;
 }
 
 async function main(): Promise<void> {
@@ -175,7 +163,7 @@ async function main(): Promise<void> {
           const loadBefore = loadavg()[0]!;
           const drift = (await speedProbe()) / reference - 1;
           // The profile as it would read now, for what drifts fastest (the second table).
-          const fresh = await refreshProfile(profile, { model: speedModel, modelPath, tokens: REFRESH_TOKENS });
+          const fresh = await refreshProfile(profile, { model, modelPath, tokens: REFRESH_TOKENS });
           log(`${name} ${workload} @ ${rate} req/s: ${requests.length} requests`);
           const run = await runLoad(server, requests, rate);
           const comparison = await compareReplay(server.config, run, SLO);

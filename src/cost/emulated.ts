@@ -31,6 +31,8 @@ function scaled(e: Estimate, f: number): Estimate {
 export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedDevice[], wait: (seconds: number) => number): CostModel {
   const byName = new Map(devices.filter((d) => d.factor !== 1).map((d) => [d.spec.name, d]));
   const emulated = (d: DeviceSpec): EmulatedDevice | undefined => byName.get(d.name);
+  /** The device that really runs `d`'s work. */
+  const actual = (d: DeviceSpec): DeviceSpec => emulated(d)?.of ?? d;
   if (byName.size === 0) return base;
   return {
     ...base,
@@ -53,24 +55,19 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
       return e === undefined ? base.decodeAttention(device, headTokens, heads) : scaled(base.decodeAttention(e.of, headTokens, heads), e.factor);
     },
     stepOverhead(device: DeviceSpec) {
-      const e = emulated(device);
-      return base.stepOverhead?.(e === undefined ? device : e.of) ?? 0;
+      return base.stepOverhead?.(actual(device)) ?? 0;
     },
     coldStep(device: DeviceSpec, idle: number, sincePrefill: number | undefined) {
-      const e = emulated(device);
-      return base.coldStep?.(e === undefined ? device : e.of, idle, sincePrefill) ?? 0;
+      return base.coldStep?.(actual(device), idle, sincePrefill) ?? 0;
     },
     messagePerSequence(device: DeviceSpec) {
-      const e = emulated(device);
-      return base.messagePerSequence?.(e === undefined ? device : e.of) ?? { step: 0, attend: 0 };
+      return base.messagePerSequence?.(actual(device)) ?? { step: 0, attend: 0 };
     },
     migrateHead(device: DeviceSpec, link: LinkSpec, bytes: number) {
-      const e = emulated(device);
-      return base.migrateHead?.(e === undefined ? device : e.of, link, bytes);
+      return base.migrateHead?.(actual(device), link, bytes);
     },
     engineStep(device: DeviceSpec, sequences: number) {
-      const e = emulated(device);
-      return base.engineStep?.(e === undefined ? device : e.of, sequences) ?? 0;
+      return base.engineStep?.(actual(device), sequences) ?? 0;
     },
     attendDelay(device: DeviceSpec, compute: number) {
       const e = emulated(device);

@@ -75,7 +75,9 @@ export async function measureRuntimeRoundTrips(o: {
   const n = o.steps ?? 100;
   const context = Math.min(o.context ?? 32, Math.floor(spec.contextLength / 2));
   const kv = 16 * 2 * spec.headDim * spec.nLayers * 4 * spec.nKvHeads * Math.ceil(spec.contextLength / 16);
-  const layout = { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: (MANY_SEQUENCES + 4) * kv }, attention: [{ id: 'attn', kvCapacityBytes: (MANY_SEQUENCES + 4) * kv }], blockSize: 16 };
+  // Each worker's KV: room for the many-sequence measurement's sequences at full context, and a few more.
+  const kvBytes = (MANY_SEQUENCES + 4) * kv;
+  const layout = { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: kvBytes }, attention: [{ id: 'attn', kvCapacityBytes: kvBytes }], blockSize: 16 };
   const cluster = await startLocalCluster({ spec, modelPath: o.modelPath, layout, kernels: 'auto' });
   for (const p of cluster.processes) if (p.pid !== undefined) o.onSpawn?.(p.pid);
   try {
@@ -103,7 +105,7 @@ export async function measureRuntimeRoundTrips(o: {
     // Warm the processes up first: a fresh cluster's steps run 10-20% slower until its JIT has
     // seen tens of seconds of varied work; serving is measured warm.
     for (let i = 0; i < (o.quick === true ? 1 : 4); i++) {
-      await runEngine(spec, ex, (MANY_SEQUENCES + 4) * kv, 32, Array.from({ length: 8 }, () => ({ id: `probe-${probeRequests++}`, maxTokens: 64 })));
+      await runEngine(spec, ex, kvBytes, 32, Array.from({ length: 8 }, () => ({ id: `probe-${probeRequests++}`, maxTokens: 64 })));
     }
     const local = await run('local', 'primary');
     const remote = await run('remote', 'attn');
@@ -160,7 +162,6 @@ export async function measureRuntimeRoundTrips(o: {
       }
     }
     await ex.release(['wake']);
-    const kvBytes = (MANY_SEQUENCES + 4) * kv;
     const afterPrefill = await measureAfterPrefill(spec, ex, kvBytes, o.quick === true ? 6 : 24);
     const cold: ColdSteps = { idle: [...WAKE_IDLE_SECONDS], wake: woken.map((xs) => Math.max(0, median(xs))), afterPrefill };
     const driven = await measureEngineGaps(spec, ex, kvBytes, o.quick === true ? 24 : 64);

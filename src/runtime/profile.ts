@@ -173,17 +173,11 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
       onSize: (b) => progress(`transport, ${b} bytes`),
     })]
     : [];
-  let runtime: Pick<DeviceProfile, 'stepOverhead' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'> | undefined;
+  let runtime: RuntimeMeasurements | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
-    const attention = (headTokens: number, heads: number): number => decodeAttention.fixed + decodeAttention.perHead * heads + decodeAttention.perHeadToken * headTokens;
-    const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
-    const rt = await measureRuntimeRoundTrips({
-      spec, modelPath: o.modelPath, steps: o.quick === true ? 30 : 150, attention, quick: o.quick === true,
-      localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
-      ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
-    });
+    const rt = await measureRuntime(spec, o.modelPath, device, dense, decodeAttention, o.quick === true, o.onSpawn);
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
-    runtime = { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration };
+    runtime = rt.measured;
     progress('round trips inside steps');
   }
 
@@ -210,6 +204,31 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
     devices: [device],
     profiles: [profile],
     links,
+  };
+}
+
+/** What real steps of a local cluster add to a device's profile. */
+type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'>;
+
+/**
+ * Real steps of a local cluster running the model file, against `dense` and `decodeAttention`
+ * (this device's tables): the round trips inside steps (for the link) and the measurements the
+ * device profile carries.
+ */
+async function measureRuntime(
+  spec: ModelSpec, modelPath: string, device: DeviceSpec, dense: OpTable[], decodeAttention: DecodeAttentionProfile, quick: boolean, onSpawn?: (pid: number) => void,
+): Promise<{ step: number; attend: number; measured: RuntimeMeasurements }> {
+  const da = decodeAttention;
+  const attention = (headTokens: number, heads: number): number => da.fixed + da.perHead * heads + da.perHeadToken * headTokens;
+  const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
+  const rt = await measureRuntimeRoundTrips({
+    spec, modelPath, steps: quick ? 30 : 150, attention, quick,
+    localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
+    ...(onSpawn ? { onSpawn } : {}),
+  });
+  return {
+    step: rt.step, attend: rt.attend,
+    measured: { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration },
   };
 }
 
@@ -246,16 +265,11 @@ export async function refreshProfile(base: ProfileFile, o: { model: ModelSpec | 
   const links = [...base.links];
   const da = old.decodeAttention;
   if (o.modelPath !== undefined && links[0] !== undefined && da !== undefined) {
-    const attention = (headTokens: number, heads: number): number => da.fixed + da.perHead * heads + da.perHeadToken * headTokens;
-    const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: shape, precision: FP32, dense }]);
-    const rt = await measureRuntimeRoundTrips({
-      spec, modelPath: o.modelPath, steps: 150, attention,
-      localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
-    });
+    const rt = await measureRuntime(spec, o.modelPath, device, dense, da, false);
     const ping = links[0].runtime?.pingLatency ?? links[0].latency;
     const shift = ping - links[0].latency;
     links[0] = withRuntimeLatency({ ...links[0], latency: ping, seconds: links[0].seconds.map((x) => x + shift) }, rt.step, rt.attend);
-    profile = { ...profile, stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration };
+    profile = { ...profile, ...rt.measured };
   }
   return { ...base, createdAt: new Date().toISOString(), profiles: base.profiles.map((p, j) => (j === i ? profile : p)), links };
 }
