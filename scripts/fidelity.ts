@@ -5,15 +5,17 @@
 // synthetic Poisson one) at rates from light to saturating: runs the workload for real against
 // the server, replays exactly its requests (arrivals, lengths, max_tokens, generated lengths) on
 // the simulator's virtual clock with the engine configuration the server used, and compares.
-// Before each run it also times one-token dense work in a fresh process (the machine's drift
-// since profiling) and refreshes the profile's fastest-drifting parts, and simulates the run a
-// second time with that. Writes docs/fidelity.md (between its generated markers) and its charts
-// (docs/fidelity/).
+// Every workload and rate runs --repeats times (the machine is shared, and one run's TPOT moves
+// by 10-30% from the next's); the tables compare the medians of the real runs with the medians
+// of their replays, and say how far single real runs strayed. Before each run it also times
+// one-token dense work in a fresh process (the machine's drift since profiling). Writes
+// docs/fidelity.md (between its generated markers) and its charts (docs/fidelity/).
 //
-//   npm run fidelity [-- --quick] [--profile FILE] [--layouts default,no-slowdown] [--seconds S] [--out FILE]
+//   npm run fidelity [-- --quick] [--profile FILE] [--layouts default,no-slowdown] [--seconds S] [--repeats N] [--out FILE]
 //
-// One JSON line per run on stdout, progress on stderr. --quick: one layout, two rates, short
-// runs, written to bench/out/fidelity/ unless --out.
+// One JSON line per run and one per workload and rate (its medians) on stdout, progress on
+// stderr. --quick: one layout, two rates, short runs, one repeat, written to
+// bench/out/fidelity/ unless --out.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -24,14 +26,12 @@ import type { StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileCachePath } from '../src/cli/profile.js';
-import { profileLocal, refreshProfile } from '../src/runtime/profile.js';
+import { profileLocal } from '../src/runtime/profile.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
-import { localEngineConfig, SERVING_TUNING } from '../src/runtime/local-devices.js';
-import { layoutDevices } from '../src/runtime/cluster-layout.js';
-import type { EngineConfig } from '../src/engine/engine.js';
+import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import { fmt, markdownTable } from '../src/sim/evaluation.js';
 import {
-  compareReplay, poissonWorkload, relativeError, scaledTrace, stepKind, STEP_KINDS, targetCheck, type Comparison, type Figure, type LoadRequest,
+  combineRepeats, compareReplay, poissonWorkload, relativeError, scaledTrace, stepKind, STEP_KINDS, targetCheck, type Comparison, type LoadRequest, type RepeatedComparison,
 } from '../src/sim/local-fidelity.js';
 import type { LineChart, Series } from '../src/sim/plot.js';
 import { loadPngRenderer } from '../src/sim/png.js';
@@ -46,6 +46,7 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     layouts: { type: 'string' },
     seconds: { type: 'string' },
+    repeats: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -55,7 +56,7 @@ const quick = args.quick === true;
 const docPath = resolve(args.out ?? (quick ? join(root, 'bench/out/fidelity/fidelity.md') : join(root, 'docs/fidelity.md')));
 const chartDir = join(dirname(docPath), 'fidelity');
 const modelPath = join(root, 'models/hetis-kjv.gguf');
-/** The built-in model, loaded once (profiling and refreshing the profile run its shape). */
+/** The built-in model, loaded once (the profile runs its shape). */
 const model = openModel(modelPath, undefined).model;
 const cachePath = profileCachePath({ name: 'hetis-kjv' }, root);
 const log = (m: string): void => { process.stderr.write(`[fidelity] ${m}\n`); };
@@ -63,6 +64,10 @@ const SLO = { ttft: 5, tpot: 0.1 };
 /** Seconds of arrivals per run (at least MIN_REQUESTS requests). */
 const RUN_SECONDS = Number(args.seconds ?? (quick ? 4 : 10));
 const MIN_REQUESTS = quick ? 20 : 40;
+/** Runs of each workload and rate. */
+const REPEATS = Number(args.repeats ?? (quick ? 1 : 3));
+if (!Number.isInteger(REPEATS) || REPEATS < 1) throw new Error(`--repeats must be a positive integer, got ${args.repeats}`);
+if (!(RUN_SECONDS > 0)) throw new Error(`--seconds must be a positive number, got ${args.seconds}`);
 /** The warm-up before a layout's runs (not measured). */
 const WARMUP = quick ? { rate: 10, count: 50 } : { rate: 10, count: 250 };
 /** Trace lengths are scaled by this to suit a 256-token context (Azure conversation: prompt median ~1,000, output ~240). */
@@ -87,9 +92,16 @@ interface RunRow {
   /** How much slower one-token dense work ran right before the run than right after profiling (> 0: slower now). */
   drift: number;
   comparison: Comparison;
-  /** The same run simulated with the profile refreshed right before it (refreshProfile). */
-  refreshed: Figure[];
   steps: StepRecord[];
+}
+
+/** The repeats of one workload at one rate in one layout. */
+interface Group {
+  layout: string;
+  workload: 'trace' | 'poisson';
+  rate: number;
+  runs: RunRow[];
+  combined: RepeatedComparison;
 }
 
 function layoutOf(name: string): ClusterLayout {
@@ -123,15 +135,6 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Dense token counts the refreshed profile re-measures: every decode batch these runs reach. */
-const REFRESH_TOKENS = Array.from({ length: 64 }, (_, i) => i + 1);
-
-/** The server's engine configuration with another profile's cost model (same devices and tuning). */
-function withProfile(config: EngineConfig, layout: ClusterLayout, profile: ProfileFile): EngineConfig {
-  const other = localEngineConfig(model.spec, layoutDevices(layout), config.eosIds, { profile, tuning: SERVING_TUNING });
-  return { ...config, cost: other.cost, stages: other.stages, devices: other.devices };
-}
-
 /** Median one-token dense sweep, seconds, timed in a fresh process (scripts/fidelity-speed.ts). */
 async function speedProbe(): Promise<number> {
   const { seconds } = await runScript<{ seconds: number }>('fidelity-speed.ts', 'the speed probe', '', 60);
@@ -147,7 +150,14 @@ async function main(): Promise<void> {
   const layouts = (args.layouts ?? (quick ? 'default' : 'default,no-slowdown')).split(',');
   const { profile, path: profilePath, seconds: profileSeconds } = await measureProfile();
   const reference = await speedProbe();
-  const rows: RunRow[] = [];
+  const groups: Group[] = [];
+  const line = (o: Record<string, unknown>, c: Pick<Comparison, 'figures' | 'steps' | 'saturated'>): void => {
+    process.stdout.write(`${JSON.stringify({
+      ...o, saturated: c.saturated,
+      ...Object.fromEntries(c.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3), ...('spread' in f ? { spread: +(f.spread as number).toFixed(3) } : {}) }])),
+      step_error_p50: Object.fromEntries(c.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
+    })}\n`);
+  };
   for (const name of layouts) {
     const layout = layoutOf(name);
     log(`layout ${name}: starting the local cluster (${1 + layout.attention.length} worker processes)`);
@@ -160,23 +170,20 @@ async function main(): Promise<void> {
       for (const workload of workloads) {
         for (const rate of RATES[workload]) {
           const requests = workloadAt(workload, rate, server.contextLength);
-          const loadBefore = loadavg()[0]!;
-          const drift = (await speedProbe()) / reference - 1;
-          // The profile as it would read now, for what drifts fastest (the second table).
-          const fresh = await refreshProfile(profile, { model, modelPath, tokens: REFRESH_TOKENS });
-          log(`${name} ${workload} @ ${rate} req/s: ${requests.length} requests`);
-          const run = await runLoad(server, requests, rate);
-          const comparison = await compareReplay(server.config, run, SLO);
-          const { replay: _replay, ...kept } = comparison;
-          const refreshed = (await compareReplay(withProfile(server.config, layout, fresh), run, SLO)).figures;
-          rows.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, drift, comparison: kept, refreshed, steps: run.steps });
-          process.stdout.write(`${JSON.stringify({
-            layout: name, workload, rate, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, saturated: comparison.saturated, drift: +drift.toFixed(3),
-            ...Object.fromEntries(comparison.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3) }])),
-            step_error_p50: Object.fromEntries(comparison.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
-            refreshed: Object.fromEntries(refreshed.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), +f.error.toFixed(3)])),
-          })}\n`);
-          if (run.failures.length > 0) log(`  ${run.failures.length} requests failed, e.g. ${run.failures[0]}`);
+          const runs: RunRow[] = [];
+          for (let repeat = 1; repeat <= REPEATS; repeat++) {
+            const loadBefore = loadavg()[0]!;
+            const drift = (await speedProbe()) / reference - 1;
+            log(`${name} ${workload} @ ${rate} req/s: ${requests.length} requests${REPEATS > 1 ? `, run ${repeat} of ${REPEATS}` : ''}`);
+            const run = await runLoad(server, requests, rate);
+            const { replay: _replay, ...comparison } = await compareReplay(server.config, run, SLO);
+            runs.push({ layout: name, workload, rate, sent: requests.length, failures: run.failures.length, loadBefore, drift, comparison, steps: run.steps });
+            line({ kind: 'run', layout: name, workload, rate, repeat, requests: comparison.requests, failures: run.failures.length, mismatched: comparison.mismatched.length, drift: +drift.toFixed(3) }, comparison);
+            if (run.failures.length > 0) log(`  ${run.failures.length} requests failed, e.g. ${run.failures[0]}`);
+          }
+          const combined = combineRepeats(runs.map((r) => r.comparison), runs.map((r) => r.steps));
+          groups.push({ layout: name, workload, rate, runs, combined });
+          line({ kind: 'median', layout: name, workload, rate, repeats: REPEATS, requests: combined.requests, mismatched: combined.mismatched.length }, combined);
         }
       }
     } finally {
@@ -184,7 +191,7 @@ async function main(): Promise<void> {
     }
   }
   const wall = (performance.now() - started) / 1000;
-  writeDoc(rows, { profile, profilePath, profileSeconds, wall, layouts, traceFile });
+  writeDoc(groups, { profile, profilePath, profileSeconds, wall, layouts, traceFile });
   log(`wrote ${relative(root, docPath)} (${wall.toFixed(0)} s)`);
 }
 
@@ -193,26 +200,23 @@ async function main(): Promise<void> {
 const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%` : '—');
 const abs = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
 
-function figureTable(rows: readonly RunRow[]): string {
-  const names = rows[0]?.comparison.figures.map((f) => f.name) ?? [];
-  const header = ['workload', 'rate', 'busy', 'machine', 'requests', ...names.map((n) => `${n} real / sim (err)`)];
-  const body = rows.map((r) => [
-    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, `${(100 * r.comparison.busy).toFixed(0)}%`, pct(r.drift), `${r.comparison.requests}${r.failures > 0 ? ` (${r.failures} failed)` : ''}`,
-    ...r.comparison.figures.map((f) => {
-      const d = f.unit === 'tok/s' ? 0 : f.unit === 's' ? 3 : 2;
-      return `${fmt(f.real, d)} / ${fmt(f.sim, d)} (${pct(f.error)})`;
-    }),
-  ]);
-  return markdownTable(header, body, ['left']);
-}
+const median = (xs: readonly number[]): number => { const v = [...xs].sort((x, y) => x - y); return v.length === 0 ? NaN : v[(v.length - 1) >> 1]!; };
 
-function refreshedTable(rows: readonly RunRow[]): string {
-  const names = ['throughput', 'TTFT P50', 'TTFT P95', 'TPOT P50', 'TPOT P95', 'step P50', 'step mean'];
-  const header = ['workload', 'rate', 'machine', ...names];
-  const body = rows.map((r) => [
-    r.workload, `${r.rate}${r.comparison.saturated ? ' (sat.)' : ''}`, pct(r.drift),
-    ...names.map((n) => pct(r.refreshed.find((f) => f.name === n)?.error ?? NaN)),
-  ]);
+function figureTable(groups: readonly Group[]): string {
+  const names = groups[0]?.combined.figures.map((f) => f.name) ?? [];
+  const header = ['workload', 'rate', 'busy', 'machine', 'requests', ...names.map((n) => `${n} real${REPEATS > 1 ? ' (spread)' : ''} / sim (err)`)];
+  const body = groups.map((g) => {
+    const c = g.combined;
+    const failed = g.runs.reduce((a, r) => a + r.failures, 0);
+    return [
+      g.workload, `${g.rate}${c.saturated ? ' (sat.)' : ''}`, `${(100 * c.busy).toFixed(0)}%`, pct(median(g.runs.map((r) => r.drift))),
+      `${c.requests}${REPEATS > 1 ? ` x ${c.repeats}` : ''}${failed > 0 ? ` (${failed} failed)` : ''}`,
+      ...c.figures.map((f) => {
+        const d = f.unit === 'tok/s' ? 0 : f.unit === 's' ? 3 : 2;
+        return `${fmt(f.real, d)}${REPEATS > 1 ? ` (±${(100 * f.spread).toFixed(0)}%)` : ''} / ${fmt(f.sim, d)} (${pct(f.error)})`;
+      }),
+    ];
+  });
   return markdownTable(header, body, ['left']);
 }
 
@@ -232,13 +236,13 @@ function stepTable(rows: readonly RunRow[]): string {
   return markdownTable(header, body, ['left']);
 }
 
-function charts(rows: readonly RunRow[], layout: string): string[] {
+function charts(groups: readonly Group[], layout: string): string[] {
   const png = loadPngRenderer();
-  const mine = rows.filter((r) => r.layout === layout);
-  const workloads = [...new Set(mine.map((r) => r.workload))];
+  const mine = groups.filter((g) => g.layout === layout);
+  const workloads = [...new Set(mine.map((g) => g.workload))];
   const figure = (name: string): Series[] => workloads.flatMap((w) => {
-    const rs = mine.filter((r) => r.workload === w);
-    const pick = (side: 'real' | 'sim') => rs.map((r) => [r.rate, r.comparison.figures.find((f) => f.name === name)![side]] as [number, number]);
+    const gs = mine.filter((g) => g.workload === w);
+    const pick = (side: 'real' | 'sim') => gs.map((g) => [g.rate, g.combined.figures.find((f) => f.name === name)![side]] as [number, number]);
     return [{ name: `${w}, real`, points: pick('real') }, { name: `${w}, simulated`, points: pick('sim') }];
   });
   const out: string[] = [];
@@ -248,7 +252,7 @@ function charts(rows: readonly RunRow[], layout: string): string[] {
   };
   write('throughput', { title: `Throughput, real and simulated (${layout})`, xLabel: 'offered rate (req/s)', yLabel: 'output tokens/s', series: figure('throughput'), markers: true });
   write('tpot', { title: `TPOT P50, real and simulated (${layout})`, xLabel: 'offered rate (req/s)', yLabel: 'ms', series: figure('TPOT P50'), markers: true });
-  const steps = mine.flatMap((r) => r.steps);
+  const steps = mine.flatMap((g) => g.runs.flatMap((r) => r.steps));
   const series: Series[] = STEP_KINDS.flatMap((kind) => {
     const errs = steps.filter((s) => stepKind(s) === kind).map((s) => 100 * relativeError(s.predictedSeconds, s.seconds));
     return errs.length === 0 ? [] : [{ name: `${kind} (${errs.length})`, points: cdf(errs) }];
@@ -257,7 +261,7 @@ function charts(rows: readonly RunRow[], layout: string): string[] {
   return out;
 }
 
-function writeDoc(rows: readonly RunRow[], o: { profile: ProfileFile; profilePath: string; profileSeconds: number; wall: number; layouts: string[]; traceFile: string | undefined }): void {
+function writeDoc(groups: readonly Group[], o: { profile: ProfileFile; profilePath: string; profileSeconds: number; wall: number; layouts: string[]; traceFile: string | undefined }): void {
   const p = o.profile;
   const link = p.links[0];
   const da = p.profiles[0]?.decodeAttention;
@@ -265,7 +269,7 @@ function writeDoc(rows: readonly RunRow[], o: { profile: ProfileFile; profilePat
   parts.push(`Generated by \`npm run fidelity${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)} in ${o.wall.toFixed(0)} s; do not edit between the markers (rerun it).`);
   parts.push('');
   parts.push(`Machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${p.machine.kernels}. ` +
-    `Load average (1 min) before each run: ${rows.map((r) => r.loadBefore.toFixed(1)).join(', ')} (other tenants share these cores).`);
+    `Load average (1 min) before each run: ${groups.flatMap((g) => g.runs.map((r) => r.loadBefore.toFixed(1))).join(', ')} (other tenants share these cores).`);
   parts.push('');
   parts.push(`Profile: \`${relative(root, o.profilePath)}\`${o.profileSeconds > 0 ? ` (measured by this run in ${o.profileSeconds.toFixed(0)} s)` : ''}, ${p.machine.clock} clock: ` +
     `${(p.devices[0]!.peakFlops / 1e9).toFixed(0)} GFLOP/s, ${(p.devices[0]!.memoryBandwidth / 1e9).toFixed(1)} GB/s; ` +
@@ -273,32 +277,33 @@ function writeDoc(rows: readonly RunRow[], o: { profile: ProfileFile; profilePat
     (link !== undefined ? `worker link ${(link.latency * 1e6).toFixed(0)} us + ${(link.bandwidth / 1e9).toFixed(2)} GB/s.` : ''));
   parts.push('');
   parts.push(`Workloads: ${o.traceFile !== undefined ? `the first requests of the Azure conversation trace (\`${relative(root, o.traceFile)}\`), rescaled to each rate, prompt and output lengths x ${TRACE_SCALE} and fitted to the 256-token context; ` : ''}` +
-    `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${RUN_SECONDS} s of arrivals (at least ${MIN_REQUESTS} requests), greedy, non-streaming, prompts as token ids. ` +
-    '*busy*: share of the real run\'s time its engine spent in steps; *machine*: how much slower one-token dense work ran right before the run than right after profiling (timed in a fresh process; other tenants share these cores, and the simulator only knows the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue).');
+    `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${RUN_SECONDS} s of arrivals (at least ${MIN_REQUESTS} requests), greedy, non-streaming, prompts as token ids` +
+    (REPEATS > 1 ? `; every workload and rate runs ${REPEATS} times, each replayed on its own, and the tables compare the median of the real runs with the median of their replays; *(spread)*: how far the furthest single real run was from that median. ` : '. ') +
+    '*busy*: share of the real run\'s time its engine spent in steps (median); *machine*: how much slower one-token dense work ran right before the runs than right after profiling (median; timed in a fresh process; other tenants share these cores, and the simulator only knows the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue), in most of the runs.');
   parts.push('');
   for (const layout of o.layouts) {
-    const mine = rows.filter((r) => r.layout === layout);
+    const mine = groups.filter((g) => g.layout === layout);
     if (mine.length === 0) continue;
+    const runs = mine.flatMap((g) => g.runs);
     const l = LAYOUTS[layout]!;
     parts.push(`### Layout \`${layout}\`: \`hetis serve ${l.flags}\``);
     parts.push('');
     parts.push(`Simulate it: \`npx hetis simulate --cluster local --primary-kv ${l.primaryKv} --attention ${l.attention} --model models/hetis-kjv.gguf --workload FILE\`.`);
     parts.push('');
-    parts.push('Request level, real against simulated (error = simulated / real - 1; TTFT in s, TPOT and step times in ms):');
+    parts.push(`Request level, real against simulated (error = simulated / real - 1; TTFT in s, TPOT and step times in ms${REPEATS > 1 ? '; medians over the runs' : ''}):`);
     parts.push('');
     parts.push(figureTable(mine));
-    const t = targetCheck(mine.map((r) => r.comparison), mine.map((r) => r.steps));
-    parts.push(`Against the targets, runs below saturation (${t.runs} of ${mine.length}): largest |error| of TPOT P50/P95 ${abs(t.tpot)} (target 10%), of throughput ${abs(t.throughput)} (10%), ` +
-      `of TTFT P50/P95 ${abs(t.ttft)} (20%); per-step |error| at the median ${abs(t.stepMedianPooled)} over all their steps, ${abs(t.stepMedian)} in the worst run (15%).`);
+    const t = targetCheck(mine.map((g) => g.combined), mine.map((g) => g.runs.flatMap((r) => r.steps)));
+    const single = targetCheck(runs.map((r) => r.comparison), runs.map((r) => r.steps));
+    parts.push(`Against the targets, workloads below saturation (${t.runs} of ${mine.length}): largest |error| of TPOT P50/P95 ${abs(t.tpot)} (target 10%), of throughput ${abs(t.throughput)} (10%), ` +
+      `of TTFT P50/P95 ${abs(t.ttft)} (20%); per-step |error| at the median ${abs(t.stepMedianPooled)} over all their steps, ${abs(t.stepMedian)} in the worst workload (15%).` +
+      (REPEATS > 1 ? ` Single real runs strayed from their median by up to ${abs(t.tpotSpread)} in TPOT and ${abs(t.ttftSpread)} in TTFT; compared run by run (each run against its own replay) the largest |error| below saturation is ${abs(single.tpot)} in TPOT, ${abs(single.throughput)} in throughput and ${abs(single.ttft)} in TTFT.` : ''));
     parts.push('');
     parts.push('Per step, every real step of these runs (error = predicted / measured - 1; *migration*: any step that moved heads first):');
     parts.push('');
-    parts.push(stepTable(mine));
+    parts.push(stepTable(runs));
     parts.push('');
-    parts.push('The same runs simulated with the profile refreshed right before each run (dense tables at 1-64 tokens and the real-step measurements redone, ~10 s; attention and transport tables kept), error = simulated / real - 1:');
-    parts.push('');
-    parts.push(refreshedTable(mine));
-    const files = charts(rows, layout);
+    const files = charts(groups, layout);
     for (const f of files) parts.push(`![${f}](fidelity/${f})`);
     parts.push('');
   }

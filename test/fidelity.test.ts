@@ -12,7 +12,7 @@ import { localClusterConfig } from '../src/cli/simulate.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileLocal } from '../src/runtime/profile.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
-import { compareReplay, poissonWorkload, replayRequests, scaledTrace, stepErrors, stepKind, targetCheck } from '../src/sim/local-fidelity.js';
+import { combineRepeats, compareReplay, poissonWorkload, replayRequests, scaledTrace, stepErrors, stepKind, targetCheck, type Comparison } from '../src/sim/local-fidelity.js';
 import { runLoad, startLocalServer } from '../scripts/fidelity-run.js';
 import { tempDir } from './helpers/files.js';
 import { repoRoot } from './helpers/shared.js';
@@ -36,6 +36,28 @@ test('stepKind and stepErrors: kinds by tokens and migrations; error = predicted
   assert.equal(decode.steps, 2);
   assert.ok(Math.abs(decode.p10 - -0.1) < 1e-9 && Math.abs(decode.p90 - 0.1) < 1e-9);
   assert.ok(Math.abs(e.find((x) => x.kind === 'prefill')!.p50 - -0.5) < 1e-9);
+});
+
+test('combineRepeats: medians of the real runs and of their replays, how far single runs strayed, saturated when most runs were', () => {
+  const run = (tpotReal: number, tpotSim: number, saturated: boolean): Comparison => ({
+    requests: 10, real: undefined as never, sim: undefined as never, mismatched: [], saturated, busy: tpotReal / 10, steps: [],
+    figures: [{ name: 'TPOT P50', unit: 'ms', real: tpotReal, sim: tpotSim, error: tpotSim / tpotReal - 1 }],
+  });
+  const steps = [[step({ seconds: 0.01, predictedSeconds: 0.009 })], [step({ seconds: 0.01, predictedSeconds: 0.012 })], [step({ seconds: 0.01, predictedSeconds: 0.01 })]];
+  const c = combineRepeats([run(1.0, 1.1, false), run(1.25, 1.0, true), run(0.9, 1.05, false)], steps);
+  const f = c.figures[0]!;
+  assert.equal(c.repeats, 3);
+  assert.equal(f.real, 1.0);
+  assert.equal(f.sim, 1.05);
+  assert.ok(Math.abs(f.error - 0.05) < 1e-12);
+  assert.ok(Math.abs(f.spread - 0.25) < 1e-12, String(f.spread));
+  assert.equal(c.saturated, false);
+  assert.equal(c.busy, 0.1);
+  assert.equal(c.steps.find((s) => s.kind === 'all')!.steps, 3);
+  assert.ok(Math.abs(targetCheck([c]).tpot - 0.05) < 1e-12);
+  assert.ok(Math.abs(targetCheck([c]).tpotSpread - 0.25) < 1e-12);
+  assert.ok(Number.isNaN(targetCheck([run(1, 1, false)]).tpotSpread), 'no repeats, no spread');
+  assert.equal(combineRepeats([run(1, 1, true), run(1, 1, true), run(1, 1, false)], steps).saturated, true);
 });
 
 test('replayRequests: arrivals from 0, the client max_tokens, the generated lengths; failed requests left out', () => {

@@ -1,4 +1,4 @@
-// The runtime step cost's cold steps, frees and engine work: the profiled wake-up after an idle
+// The runtime step cost's cold steps, frees, engine work and dense work inside steps: the profiled wake-up after an idle
 // (interpolated in log idle), the extra of decode steps after a prefill, round trips to free KV
 // on attention devices, the engine's own time between steps in the issue interval (not the
 // latency); the engine tells the step how long it idled, how many steps ago the last prefill
@@ -109,6 +109,31 @@ test('runtime step: a migrated head costs its measured time, adjusted for its by
   const link = cfg.devices[1]!.link;
   const bigger = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(4 * atMeasured)).parts['migration']!;
   close(bigger, 2 * (4e-4 + 2 * (cfg.cost.sendRecv(link, 4 * measured.bytes).seconds - cfg.cost.sendRecv(link, measured.bytes).seconds)), 'four times the bytes');
+});
+
+test('dense work in a step: the profile\'s factor at the step\'s rows, local and remote mixed by the primary\'s share of the attention', () => {
+  const withFactor: DeviceProfile = { ...profile, denseInStep: { tokens: [1, 16, 64], local: [1.2, 1.1, 1.3], remote: [1.0, 1.0, 1.1] } };
+  const c = createProfiledCostModel(createRooflineCostModel(spec, FP32), [withFactor]);
+  close(c.denseInStep!(device, 1, 1), 1.2, 'local at a grid point');
+  close(c.denseInStep!(device, 1, 0), 1.0, 'remote at a grid point');
+  close(c.denseInStep!(device, 40, 1), 1.2, 'local between 16 and 64');
+  close(c.denseInStep!(device, 16, 0.5), 1.05, 'half the attention local');
+  close(c.denseInStep!(device, 500, 0), 1.1, 'beyond the grid: its last point');
+  close(cost.denseInStep!(device, 8, 1), 1, 'no measurement: 1');
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
+  const file = (p: DeviceProfile): Parameters<typeof localEngineConfig>[3] => ({ profile: { format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device], profiles: [p], links: [] } });
+  const plain = localEngineConfig(spec, devices, [], file(profile));
+  const factored = localEngineConfig(spec, devices, [], file(withFactor));
+  const shape = (heads: number[]): StepShape => ({
+    prefill: [], decodeTokens: 1, sampledRows: 1, decodeHeads: heads, decodeHeadTokens: heads.map((h) => 40 * h), shippedHeadTokens: [0, 0], migratedHeadTokens: [0, 0], idle: 0,
+  });
+  for (const [heads, factor] of [[[2, 0], 1.2], [[0, 2], 1.0], [[1, 1], 1.1]] as const) {
+    const a = stepCost(plain.cost, plain.stages, plain.devices, shape([...heads]));
+    const b = stepCost(factored.cost, factored.stages, factored.devices, shape([...heads]));
+    close(b.parts['dense']!, a.parts['dense']! * factor, `dense, heads ${heads.join('/')}`);
+    close(b.parts['lm_head']!, a.parts['lm_head']! * factor, `LM head, heads ${heads.join('/')}`);
+    close(b.parts['attention']!, a.parts['attention']!, 'attention unchanged');
+  }
 });
 
 class Recorder implements Executor {

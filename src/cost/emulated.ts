@@ -57,6 +57,9 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     stepOverhead(device: DeviceSpec) {
       return base.stepOverhead?.(actual(device)) ?? 0;
     },
+    denseInStep(device: DeviceSpec, tokens: number, localShare: number) {
+      return base.denseInStep?.(actual(device), tokens, localShare) ?? 1;
+    },
     coldStep(device: DeviceSpec, idle: number, sincePrefill: number | undefined) {
       return base.coldStep?.(actual(device), idle, sincePrefill) ?? 0;
     },

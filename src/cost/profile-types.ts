@@ -63,6 +63,11 @@ export interface DeviceProfile {
    * one-token steps of a real local cluster (`hetis profile` of a model file).
    */
   stepOverhead?: number;
+  /**
+   * The primary's dense work inside real steps against the tables (`hetis profile` of a model
+   * file); with it, `stepOverhead` holds only what the step adds beyond dense work and attention.
+   */
+  denseInStep?: DenseInStep;
   /** Steps slower than back-to-back ones (`hetis profile` of a model file). */
   coldSteps?: ColdSteps;
   /**
@@ -155,4 +160,18 @@ export interface ProfileFile {
   devices: DeviceSpec[];
   profiles: DeviceProfile[];
   links: LinkProfile[];
+}
+
+/**
+ * The primary's dense work as a worker process runs it in real steps (every layer's ops, the
+ * embedding, the LM head, sampling) against the tables' prediction for the same rows: measured /
+ * predicted at each token count (decode steps of that many sequences up to 16, prefill chunks
+ * above), with every head attended on the primary (`local`: its attention between the ops
+ * evicts their weights and activations from the caches) and with every head on an attention
+ * worker (`remote`). Measured on the development VM: local 1.1-1.3, remote 1.0-1.1.
+ */
+export interface DenseInStep {
+  tokens: number[];
+  local: number[];
+  remote: number[];
 }

@@ -4,7 +4,7 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
 import type { CostModel, Estimate, EstimateSource, Precision } from './types.js';
@@ -37,6 +37,7 @@ interface DeviceTables {
   decode?: DecodeAttentionProfile;
   prefill?: PrefillAttentionProfile;
   stepOverhead?: number;
+  denseInStep?: DenseInStep;
   coldSteps?: ColdSteps;
   engineStep?: EngineStepProfile;
   messagePerSequence?: MessagePerSequence;
@@ -65,6 +66,8 @@ function withSource(parts: Record<string, number>, source: Record<string, Estima
  * - Prefill attention: the table measures one chunk over all KV heads; a batch is looked up at
  *   the chunk length with the same causal work (pairs x heads).
  * - Step overhead: the profile's stepOverhead for the device (0 without).
+ * - Dense work in a step: the profile's denseInStep factors at the token count (nearest end
+ *   outside the grid), local and remote mixed by the share of attention on the primary (1 without).
  * - Cold steps: the profile's wake-up after an idle, linear in log(idle) between the measured
  *   idles (0 below the shortest, the longest's beyond), plus afterPrefill[sincePrefill].
  * - Engine step: fixed + perSequence x sequences; message per sequence: the profile's (0 without).
@@ -89,6 +92,11 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     }
     if (p.decodeAttention !== undefined) t.decode = p.decodeAttention;
     if (p.stepOverhead !== undefined) t.stepOverhead = p.stepOverhead;
+    if (p.denseInStep !== undefined) {
+      checkTable(p.denseInStep.tokens, p.denseInStep.local, `${p.device} dense in step (local)`);
+      checkTable(p.denseInStep.tokens, p.denseInStep.remote, `${p.device} dense in step (remote)`);
+      t.denseInStep = p.denseInStep;
+    }
     if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
@@ -209,6 +217,17 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
 
     stepOverhead(device) {
       return byDevice.get(device.name)?.stepOverhead ?? base.stepOverhead?.(device) ?? 0;
+    },
+
+    denseInStep(device, tokens, localShare) {
+      const f = byDevice.get(device.name)?.denseInStep;
+      if (f === undefined) return base.denseInStep?.(device, tokens, localShare) ?? 1;
+      const at = (ys: readonly number[]): number => {
+        const x = Math.min(Math.max(tokens, f.tokens[0]!), f.tokens[f.tokens.length - 1]!);
+        return interpolate(f.tokens, ys, x, mode)!;
+      };
+      const share = Math.min(1, Math.max(0, localShare));
+      return at(f.remote) + (at(f.local) - at(f.remote)) * share;
     },
 
     coldStep(device, idle, sincePrefill) {

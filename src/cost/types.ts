@@ -93,6 +93,13 @@ export interface CostModel {
    */
   stepOverhead?(device: DeviceSpec): number;
   /**
+   * Optional: how much longer the primary's dense work (layers, LM head) takes inside a step a
+   * worker process runs than its ops' tables say, at `tokens` rows with a share `localShare` in
+   * [0, 1] of the step's attention done on the primary itself (profiled CPU devices:
+   * DeviceProfile.denseInStep). A factor; absent: 1.
+   */
+  denseInStep?(device: DeviceSpec, tokens: number, localShare: number): number;
+  /**
    * Optional: seconds a step on `device` takes beyond a back-to-back one when it comes `idle`
    * seconds after the previous step ended (workers woken on cores that slept) and, for a step
    * with no prefill tokens, `sincePrefill` steps after the last step that had some (0: right

@@ -165,6 +165,8 @@ const FREE_MESSAGE_BYTES = 64;
  *     frees go ahead of the step on its connection and are not waited for)
  *   + a cold step's extra (cost.coldStep: after an idle; a decode step soon after a prefill)
  *
+ * with the dense work and the LM head as a worker runs them inside a step (cost.denseInStep: the
+ * tables x a factor at the step's rows, larger the more of the attention the primary does itself),
  * and the next step is issued after the engine's own work on this one (cost.engineStep), so the
  * issue interval is the latency plus that.
  *
@@ -187,6 +189,11 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   // KV heads of the prefill chunks each device holds (head-tokens / tokens: exact when every chunk is split alike).
   const prefillHeads = devices.map((d, i) => (d.primary || prefillTokens === 0 ? 0 : (s.shippedHeadTokens[i] ?? 0) / prefillTokens));
   const localPrefillHeads = Math.max(0, m.nKvHeads - prefillHeads.reduce((a, b) => a + b, 0));
+  // The share of the step's (head, token) attention rows the primaries attend themselves: their
+  // attention between the dense ops slows those (cost.denseInStep).
+  const rows = s.decodeHeads.reduce((a, b) => a + b, 0) + m.nKvHeads * prefillTokens;
+  const localRows = devices.reduce((a, d, i) => a + (d.primary ? s.decodeHeads[i] ?? 0 : 0), 0) + localPrefillHeads * prefillTokens;
+  const localShare = rows > 0 ? localRows / rows : 0;
   let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
   const perSequence = cost.messagePerSequence?.(stages[0]!.spec) ?? { step: 0, attend: 0 };
   stages.forEach((st, si) => {
@@ -225,12 +232,13 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     const shared = computeSum / cores + network + (busy > cores ? (networkSum - network) / 2 : 0);
     const layerAttention = Math.max(slowest, shared);
     const last = si === stages.length - 1;
+    const inStep = tokens > 0 ? cost.denseInStep?.(st.spec, tokens, localShare) ?? 1 : 1;
     if (tokens > 0) {
-      dense += st.layers * cost.denseLayer(st.spec, tokens, st.tp).seconds;
+      dense += st.layers * cost.denseLayer(st.spec, tokens, st.tp).seconds * inStep;
       if (st.tp > 1) allReduce += st.layers * 2 * cost.allReduce(st.hostLink, tokens * m.dim * act, st.tp).seconds;
     }
     attention += st.layers * layerAttention;
-    if (last && s.sampledRows > 0) lmHead = cost.lmHead(st.spec, s.sampledRows, st.tp).seconds;
+    if (last && s.sampledRows > 0) lmHead = cost.lmHead(st.spec, s.sampledRows, st.tp).seconds * inStep;
     const hidden = tokens * m.dim * act;
     const message = 12 * tokens + (4 + SAMPLING_META_BYTES) * s.sampledRows + sequences * (SEQUENCE_META_BYTES + OWNER_META_BYTES * m.nKvHeads) + (si > 0 ? hidden : 0);
     const reply = REPLY_META_BYTES + (last ? 4 * s.sampledRows : hidden);

@@ -5,7 +5,8 @@
 // beyond its attention), and what each further sequence adds to both. Messages inside a step cost more than an isolated ping between two
 // processes (frames with several tensors and a JSON part, handlers, processes waking between
 // layers on shared cores); how much more the primary's own work in such a step takes than the
-// profile's tables say; how much slower the first steps after the cluster idled are; and the
+// profile's tables say, and its dense work against the same work timed beside the steps outside
+// them (heads on the primary and off it, one to 192 rows); how much slower the first steps after the cluster idled are; and the
 // engine's own time between two steps (a real Engine driving the cluster). Must not: leave a
 // worker running.
 
@@ -17,15 +18,20 @@ import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
 import { localEngineConfig } from './local-devices.js';
 import type { StepPlan, StepRecord } from '../engine/types.js';
-import type { ColdSteps, EngineStepProfile, MessagePerSequence, MigrationProfile } from '../cost/profile-types.js';
+import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile } from '../cost/profile-types.js';
 
 export interface RuntimeRoundTrips {
   /** Median engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
   step: number;
   /** Median primary -> attention worker -> primary round trip of one layer's attend call, less the attention, seconds. */
   attend: number;
-  /** Median of the primary's measured work in a one-token step (dense ops, LM head, attention) less `localStep`'s prediction, seconds (>= 0). */
+  /**
+   * Median of the primary's measured work in a one-token step (dense ops, LM head, attention)
+   * beyond the tables' dense work x `denseInStep` and the attention, seconds (>= 0).
+   */
   stepOverhead: number;
+  /** The primary's dense work in real steps against the tables, heads local and remote. */
+  denseInStep: DenseInStep;
   /** Steps measured of each kind. */
   steps: number;
   /** Steps slower than back-to-back ones: the first after an idle, the decode steps after a prefill. */
@@ -43,6 +49,8 @@ const MANY_SEQUENCES = 12;
 
 /** Idle times before the wake-up measurements, seconds (a gap between two steps of a busy engine is ~0.05 ms). */
 export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
+/** Token counts of the dense-in-step measurement: decode steps of that many sequences up to 16, prefill chunks above. */
+const DENSE_IN_STEP_TOKENS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 192];
 /** Decode steps after a prefill whose extra time is measured. */
 const AFTER_PREFILL_STEPS = 8;
 /** Prompt of the after-prefill measurement, tokens (about a scaled conversation's). */
@@ -65,8 +73,14 @@ function sleep(seconds: number): void {
 export async function measureRuntimeRoundTrips(o: {
   spec: ModelSpec; modelPath: string; steps?: number; context?: number;
   attention: (headTokens: number, heads: number) => number;
-  /** The primary's work in a one-token step with all heads local over `headTokens` head-tokens per layer, by the profile. */
-  localStep: (headTokens: number) => number;
+  /** The primary's dense work (every layer's ops and the LM head) for `tokens` rows and `logitRows` sampled rows, by the tables. */
+  dense: (tokens: number, logitRows: number) => number;
+  /**
+   * The same dense work timed now outside a step (the profiler's own process, as its tables were
+   * measured), for the dense-in-step ratios: timed between the steps of each point, so the
+   * machine's drift since the tables were measured stays out of the ratio. Absent: `dense`.
+   */
+  isolatedDense?: (tokens: number, logitRows: number) => number;
   onSpawn?: (pid: number) => void;
   /** Fewer repeats (a quick profile). */
   quick?: boolean;
@@ -128,7 +142,9 @@ export async function measureRuntimeRoundTrips(o: {
     }
     await ex.release(ids);
     const attendPerSequence = Math.max(0, (median(attendMany) - median(attend)) / (MANY_SEQUENCES - 1));
-    const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - o.localStep(spec.nKvHeads * ((p['position'] ?? context) + 1)));
+    const denseInStep = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.quick === true);
+    const oneLocal = denseInStep.local[0]! * o.dense(1, 1);
+    const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - oneLocal - spec.nLayers * o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
 
     // Migrations: every head of a `context`-token sequence moved to the other device before a
     // one-token step, back and forth; the time of the step's migration part per head.
@@ -169,13 +185,66 @@ export async function measureRuntimeRoundTrips(o: {
     // find the primary still busy after its reply and read ~0.08 ms more than serving does.
     const step = Number.isFinite(driven.transport) ? driven.transport : median(local.map((p) => p['transport'] ?? 0));
     return {
-      step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), steps: n, cold, engineStep: driven.engineStep,
+      step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold, engineStep: driven.engineStep,
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
       migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
   } finally {
     await cluster.close();
   }
+}
+
+/**
+ * The primary's dense work in real steps (its `dense` part: every layer's ops, the embedding, the
+ * LM head, sampling) against `dense(tokens, logitRows)` (timed in rounds between the steps), at
+ * each of DENSE_IN_STEP_TOKENS: decode steps of that many sequences (32-token prompts, at most half
+ * the context) up to 16, prefill chunks of that many tokens above (those the context holds); every head on the primary (`local`) and every
+ * head on the attention worker (`remote`). The median in steps over the median outside.
+ */
+async function measureDenseInStep(
+  spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
+  ex: ClusterExecutor, dense: (tokens: number, logitRows: number) => number, quick: boolean,
+): Promise<DenseInStep> {
+  const context = Math.min(32, Math.floor(spec.contextLength / 2));
+  const tokens = DENSE_IN_STEP_TOKENS.filter((n) => n <= 16 || n + 1 < spec.contextLength);
+  // Rounds of (the work outside a step, a few steps), so both see the same moments of a machine
+  // whose speed jitters from one fraction of a second to the next.
+  const rounds = quick ? 2 : 6;
+  const ratio = async (owner: string, n: number): Promise<number> => {
+    const rows = n <= 16 ? n : 1;
+    const inStep: number[] = [], outside: number[] = [];
+    const ids = n <= 16 ? Array.from({ length: n }, () => `dense-${probeRequests++}`) : [];
+    for (const id of ids) await ex.execute(plan(id, owner, 0, context));
+    let k = 0; // decode steps so far: positions cycle through what the context holds after the prompt
+    for (let r = 0; r < rounds; r++) {
+      outside.push(dense(n, rows));
+      if (n <= 16) {
+        for (let i = 0; i < (r === 0 ? 10 : 8); i++) {
+          const pos = context + (k++ % (spec.contextLength - context - 1));
+          const one = ids.map((id) => plan(id, owner, pos, 1));
+          const res = await ex.execute({ ...one[0]!, headDevices: Object.assign({}, ...one.map((p) => p.headDevices)), chunks: one.flatMap((p) => p.chunks) });
+          if (r > 0 || i >= 2) inStep.push(res.parts?.['dense'] ?? NaN);
+          await new Promise((res2) => setImmediate(res2));
+        }
+      } else {
+        for (let i = 0; i < 2; i++) {
+          const id = `dense-${probeRequests++}`;
+          const res = await ex.execute(plan(id, owner, 0, n));
+          inStep.push(res.parts?.['dense'] ?? NaN);
+          await ex.release([id]);
+          await new Promise((res2) => setImmediate(res2));
+        }
+      }
+    }
+    await ex.release(ids);
+    return median(inStep) / median(outside);
+  };
+  const local: number[] = [], remote: number[] = [];
+  for (const n of tokens) {
+    local.push(await ratio('primary', n));
+    remote.push(await ratio('attn', n));
+  }
+  return { tokens, local, remote };
 }
 
 /**

@@ -79,6 +79,8 @@ interface Plan {
   tokens: number[];
   /** Sampling of the dense tables (many points, each cheap). */
   denseSampling: Sampling;
+  /** Passes over the token counts up to SMALL_DENSE_TOKENS, each sampled as denseSampling says (their samples pooled). */
+  densePasses: number;
   decode: DecodeGrid;
   prefill: number[];
   transportSizes: number[];
@@ -114,6 +116,7 @@ function makePlan(spec: ModelSpec, o: ProfileOptions): Plan {
     denseSampling: quick || o.repeats !== undefined || o.tokens !== undefined
       ? { warmup: 1, min: repeats, max: quick ? repeats : Math.max(repeats, 40), seconds: quick ? 0 : 0.3 }
       : { warmup: 1, min: 5, max: 15, seconds: 0.05 },
+    densePasses: quick || o.repeats !== undefined ? 1 : SMALL_DENSE_PASSES,
     pauseMs: o.pauseMs ?? DEFAULT_PAUSE_MS,
     peakSide: quick ? 256 : 1024,
     bandwidthBytes: quick ? 64 << 20 : 256 << 20,
@@ -175,7 +178,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
     : [];
   let runtime: RuntimeMeasurements | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
-    const rt = await measureRuntime(spec, o.modelPath, device, dense, decodeAttention, o.quick === true, o.onSpawn);
+    const rt = await measureRuntime({ spec, modelPath: o.modelPath, device, dense, decodeAttention, runner, clock, pauseMs: plan.pauseMs, quick: o.quick === true, ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}) });
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
     runtime = rt.measured;
     progress('round trips inside steps');
@@ -208,27 +211,35 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
 }
 
 /** What real steps of a local cluster add to a device's profile. */
-type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'>;
+type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'>;
 
 /**
  * Real steps of a local cluster running the model file, against `dense` and `decodeAttention`
- * (this device's tables): the round trips inside steps (for the link) and the measurements the
- * device profile carries.
+ * (this device's tables) and against the same dense work timed again in this process beside
+ * them (`runner`, `clock`, `pauseMs`: as the tables were measured): the round trips inside steps
+ * (for the link) and the measurements the device profile carries.
  */
-async function measureRuntime(
-  spec: ModelSpec, modelPath: string, device: DeviceSpec, dense: OpTable[], decodeAttention: DecodeAttentionProfile, quick: boolean, onSpawn?: (pid: number) => void,
-): Promise<{ step: number; attend: number; measured: RuntimeMeasurements }> {
-  const da = decodeAttention;
+async function measureRuntime(o: {
+  spec: ModelSpec; modelPath: string; device: DeviceSpec; dense: OpTable[]; decodeAttention: DecodeAttentionProfile;
+  runner: DenseRunner; clock: Clock; pauseMs: number; quick: boolean; onSpawn?: (pid: number) => void;
+}): Promise<{ step: number; attend: number; measured: RuntimeMeasurements }> {
+  const { spec, device, runner, clock } = o;
+  const da = o.decodeAttention;
   const attention = (headTokens: number, heads: number): number => da.fixed + da.perHead * heads + da.perHeadToken * headTokens;
-  const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense }]);
+  const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense: o.dense }]);
+  const layerOps = (t: Record<ProfiledOp, number>): number => PROFILED_OPS.reduce((a, op) => a + (op === 'lm_head' ? 0 : t[op]), 0) * spec.nLayers;
   const rt = await measureRuntimeRoundTrips({
-    spec, modelPath, steps: quick ? 30 : 150, attention, quick,
-    localStep: (headTokens) => spec.nLayers * (tables.denseLayer(device, 1, 1).seconds + attention(headTokens, spec.nKvHeads)) + tables.lmHead(device, 1, 1).seconds,
-    ...(onSpawn ? { onSpawn } : {}),
+    spec, modelPath: o.modelPath, steps: o.quick ? 30 : 150, attention, quick: o.quick,
+    dense: (tokens, logitRows) => spec.nLayers * tables.denseLayer(device, tokens, 1).seconds + tables.lmHead(device, logitRows, 1).seconds,
+    isolatedDense: (tokens, logitRows) => {
+      const samples = sample({ warmup: 1, min: 3, max: 20, seconds: 0.02, pauseMs: o.pauseMs }, denseSweep(clock, runner, tokens), layerOps);
+      return median(samples.map(layerOps)) + tables.lmHead(device, logitRows, 1).seconds;
+    },
+    ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
   });
   return {
     step: rt.step, attend: rt.attend,
-    measured: { stepOverhead: rt.stepOverhead, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration },
+    measured: { stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration },
   };
 }
 
@@ -265,7 +276,7 @@ export async function refreshProfile(base: ProfileFile, o: { model: ModelSpec | 
   const links = [...base.links];
   const da = old.decodeAttention;
   if (o.modelPath !== undefined && links[0] !== undefined && da !== undefined) {
-    const rt = await measureRuntime(spec, o.modelPath, device, dense, da, false);
+    const rt = await measureRuntime({ spec, modelPath: o.modelPath, device, dense, decodeAttention: da, runner, clock, pauseMs: plan.pauseMs, quick: false });
     const ping = links[0].runtime?.pingLatency ?? links[0].latency;
     const shift = ping - links[0].latency;
     links[0] = withRuntimeLatency({ ...links[0], latency: ping, seconds: links[0].seconds.map((x) => x + shift) }, rt.step, rt.attend);
@@ -275,23 +286,39 @@ export async function refreshProfile(base: ProfileFile, o: { model: ModelSpec | 
 }
 
 /**
- * Tables of every dense op and the LM head over the token grid, one size after another in
- * ascending order, each with its own warm-up sweeps: these also absorb the garbage-collection
- * debt the previous size left (its logits arrays), which would otherwise be charged to this
- * size (interleaving sizes did exactly that: a 1-row LM head read 1.4-7.6 ms after 512-row sweeps,
- * 1.1-1.5 ms after its own). The median per point is kept.
+ * Token counts up to which the dense tables are sampled in several passes. Work this small is
+ * not compute-bound, and on the shared development VM its speed jitters: the median of
+ * one-token sweeps over a quarter of a second moves by ±15% from one quarter second to the next
+ * (64-token sweeps by ±5%), so one short window per point left each point of the table off by as
+ * much, at the token counts decode steps run.
+ */
+const SMALL_DENSE_TOKENS = 32;
+/** Passes over the small token counts (a second or so each), their samples pooled. */
+const SMALL_DENSE_PASSES = 8;
+
+/**
+ * Tables of every dense op and the LM head over the token grid: first `plan.densePasses` passes
+ * over the counts up to SMALL_DENSE_TOKENS (samples from windows spread over several seconds,
+ * pooled), then the larger counts once; sizes go in ascending order within a pass, each with
+ * its own warm-up sweeps: these also absorb the garbage-collection debt the previous size left
+ * (its logits arrays), which would otherwise be charged to this size (interleaving small sizes
+ * with large ones did exactly that: a 1-row LM head read 1.4-7.6 ms after 512-row sweeps, 1.1-1.5
+ * ms after its own). The median per point is kept.
  */
 async function measureDense(clock: Clock, runner: DenseRunner, plan: Plan, progress: (label: string) => void): Promise<OpTable[]> {
-  const perOp = new Map<ProfiledOp, number[]>(PROFILED_OPS.map((op) => [op, []]));
-  for (const n of plan.tokens) {
-    const sweep = denseSweep(clock, runner, n);
-    const layers = runner.spec.nLayers;
-    const samples = sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => PROFILED_OPS.reduce((a, op) => a + t[op] * (op === 'lm_head' ? 1 : layers), 0));
-    for (const op of PROFILED_OPS) perOp.get(op)!.push(positive(median(samples.map((t) => t[op]))));
-    progress(`dense ops, ${n} tokens`);
-    await yieldToLoop();
+  const layers = runner.spec.nLayers;
+  const samples = new Map<number, Record<ProfiledOp, number>[]>(plan.tokens.map((n) => [n, []]));
+  const small = plan.tokens.filter((n) => n <= SMALL_DENSE_TOKENS);
+  const passes = small.length > 0 ? Math.max(1, plan.densePasses) : 1;
+  for (let pass = 0; pass < passes; pass++) {
+    for (const n of pass === passes - 1 ? plan.tokens : small) {
+      const sweep = denseSweep(clock, runner, n);
+      samples.get(n)!.push(...sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => PROFILED_OPS.reduce((a, op) => a + t[op] * (op === 'lm_head' ? 1 : layers), 0)));
+      if (pass === passes - 1) progress(`dense ops, ${n} tokens`);
+      await yieldToLoop();
+    }
   }
-  return PROFILED_OPS.map((op) => ({ op, tp: 1, tokens: [...plan.tokens], seconds: perOp.get(op)! }));
+  return PROFILED_OPS.map((op) => ({ op, tp: 1, tokens: [...plan.tokens], seconds: plan.tokens.map((n) => positive(median(samples.get(n)!.map((t) => t[op])))) }));
 }
 
 /**

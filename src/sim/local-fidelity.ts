@@ -219,6 +219,51 @@ export async function compareReplay(config: EngineConfig, run: RealRun, slo: Slo
   };
 }
 
+/** A figure over repeated runs of one workload: medians of each side, and how far the real runs spread. */
+export interface RepeatedFigure extends Figure {
+  /** Largest |real run / median of the real runs - 1|: what the machine alone moves the figure by. */
+  spread: number;
+}
+
+/** Repeated runs of one workload (each replayed on its own), compared by their medians. */
+export interface RepeatedComparison {
+  repeats: number;
+  /** Requests per run. */
+  requests: number;
+  figures: RepeatedFigure[];
+  /** Per-step errors of every real step of the runs together. */
+  steps: StepErrors[];
+  mismatched: string[];
+  /** More than half of the runs were saturated. */
+  saturated: boolean;
+  /** Median share of a run's makespan its engine spent in steps. */
+  busy: number;
+}
+
+function middle(xs: readonly number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 0.5);
+}
+
+/**
+ * Repeats of one workload against their replays: each figure's real value is the median over
+ * the real runs and its simulated value the median over their replays (each replay follows its
+ * own run's arrivals), error = sim / real - 1; `spread` says how far single real runs strayed
+ * from their median. `steps[i]` are run i's real steps.
+ */
+export function combineRepeats(runs: readonly Comparison[], steps: readonly (readonly StepRecord[])[]): RepeatedComparison {
+  assert(runs.length > 0, 'combineRepeats needs at least one run');
+  const figures = runs[0]!.figures.map((f): RepeatedFigure => {
+    const reals = runs.map((r) => r.figures.find((g) => g.name === f.name)?.real ?? NaN);
+    const real = middle(reals), sim = middle(runs.map((r) => r.figures.find((g) => g.name === f.name)?.sim ?? NaN));
+    return { name: f.name, unit: f.unit, real, sim, error: relativeError(sim, real), spread: Math.max(...reals.map((x) => Math.abs(relativeError(x, real)))) };
+  });
+  return {
+    repeats: runs.length, requests: runs[0]!.requests, figures, steps: stepErrors(steps.flat()),
+    mismatched: runs.flatMap((r) => r.mismatched), saturated: runs.filter((r) => r.saturated).length * 2 > runs.length,
+    busy: middle(runs.map((r) => r.busy)),
+  };
+}
+
 /** The issue's targets over runs below saturation: the largest |error| of each figure. */
 export interface TargetCheck {
   /** Runs below saturation. */
@@ -230,12 +275,19 @@ export interface TargetCheck {
   stepMedian: number;
   /** Median |per-step error| of every step of those runs together. */
   stepMedianPooled: number;
+  /** Largest spread of the real TPOT P50/P95 and TTFT P50/P95 between repeats (RepeatedFigure.spread; NaN without). */
+  tpotSpread: number;
+  ttftSpread: number;
 }
 
-export function targetCheck(runs: readonly Comparison[], steps: readonly (readonly StepRecord[])[] = []): TargetCheck {
+export function targetCheck(runs: readonly Pick<Comparison, 'saturated' | 'figures' | 'steps'>[], steps: readonly (readonly StepRecord[])[] = []): TargetCheck {
   const ok = runs.filter((r) => !r.saturated);
   const pooled = runs.flatMap((r, i) => (r.saturated ? [] : [...(steps[i] ?? [])])).map((st) => Math.abs(relativeError(st.predictedSeconds, st.seconds))).sort((a, b) => a - b);
   const worst = (names: readonly string[]): number => Math.max(0, ...ok.flatMap((r) => r.figures.filter((f) => names.includes(f.name)).map((f) => Math.abs(f.error))));
+  const spread = (names: readonly string[]): number => {
+    const xs = ok.flatMap((r) => r.figures.filter((f) => names.includes(f.name) && 'spread' in f).map((f) => (f as RepeatedFigure).spread));
+    return xs.length > 0 ? Math.max(...xs) : NaN;
+  };
   return {
     runs: ok.length,
     tpot: worst(['TPOT P50', 'TPOT P95']),
@@ -243,5 +295,7 @@ export function targetCheck(runs: readonly Comparison[], steps: readonly (readon
     ttft: worst(['TTFT P50', 'TTFT P95']),
     stepMedian: Math.max(0, ...ok.map((r) => r.steps.find((s) => s.kind === 'all')?.absP50 ?? 0)),
     stepMedianPooled: pooled.length > 0 ? percentile(pooled, 0.5) : NaN,
+    tpotSpread: spread(['TPOT P50', 'TPOT P95']),
+    ttftSpread: spread(['TTFT P50', 'TTFT P95']),
   };
 }
