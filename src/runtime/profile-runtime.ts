@@ -199,7 +199,9 @@ export async function measureRuntimeRoundTrips(o: {
  * LM head, sampling) against `dense(tokens, logitRows)` (timed in rounds between the steps), at
  * each of DENSE_IN_STEP_TOKENS: decode steps of that many sequences (32-token prompts, at most half
  * the context) up to 16, prefill chunks of that many tokens above (those the context holds); every head on the primary (`local`) and every
- * head on the attention worker (`remote`). The median in steps over the median outside.
+ * head on the attention worker (`remote`). The median in steps over the median outside; the
+ * steps right after the prompts' prefill and after each timing outside (the workers idled) are
+ * run untimed.
  */
 async function measureDenseInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
@@ -218,19 +220,22 @@ async function measureDenseInStep(
     let k = 0; // decode steps so far: positions cycle through what the context holds after the prompt
     for (let r = 0; r < rounds; r++) {
       outside.push(dense(n, rows));
+      // The workers idled while this process timed the work outside a step: the first steps
+      // after that (and after the prompts' prefill) are cold ones (coldSteps) and are not timed.
+      const settle = r === 0 ? AFTER_PREFILL_STEPS : 4;
       if (n <= 16) {
-        for (let i = 0; i < (r === 0 ? 10 : 8); i++) {
+        for (let i = 0; i < settle + 8; i++) {
           const pos = context + (k++ % (spec.contextLength - context - 1));
           const one = ids.map((id) => plan(id, owner, pos, 1));
           const res = await ex.execute({ ...one[0]!, headDevices: Object.assign({}, ...one.map((p) => p.headDevices)), chunks: one.flatMap((p) => p.chunks) });
-          if (r > 0 || i >= 2) inStep.push(res.parts?.['dense'] ?? NaN);
+          if (i >= settle) inStep.push(res.parts?.['dense'] ?? NaN);
           await new Promise((res2) => setImmediate(res2));
         }
       } else {
-        for (let i = 0; i < 2; i++) {
+        for (let i = 0; i < 3; i++) {
           const id = `dense-${probeRequests++}`;
           const res = await ex.execute(plan(id, owner, 0, n));
-          inStep.push(res.parts?.['dense'] ?? NaN);
+          if (i > 0) inStep.push(res.parts?.['dense'] ?? NaN);
           await ex.release([id]);
           await new Promise((res2) => setImmediate(res2));
         }
