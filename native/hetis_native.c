@@ -1,4 +1,5 @@
-// Owns: the N-API bridge from Float32Array matrix products to OpenBLAS (sgemv / sgemm) and its thread count.
+// Owns: the N-API bridge from Float32Array matrix products to OpenBLAS (sgemv / sgemm) and its thread count,
+// and its own product for 2-8 rows against a transposed weight (where OpenBLAS's sgemm is slow).
 // Must not: allocate, copy, or keep references to caller buffers; every call works in place on the views given.
 
 #include <limits.h>
@@ -73,6 +74,40 @@ static int overlaps(const f32_view *a, size_t a_len, const f32_view *b, size_t b
   return a_len > 0 && b_len > 0 && a0 < b1 && b0 < a1;
 }
 
+// Rows up to which x · Wᵀ runs in rows_times_wt instead of OpenBLAS's sgemm. OpenBLAS runs one row
+// as a matrix-vector product and 2-8 rows through its general matrix path, which packs W and, for
+// so few rows, costs 2-3x the one-row product (a decode step of 2 sequences 1.66 ms, of one 0.71 ms,
+// on the development VM): what bounds a product this small is reading W once, and the arithmetic
+// is a few FLOPs per weight.
+#define SMALL_ROWS 8
+// The small-row product, compiled twice from one source: for AVX2 (picked at run time when the
+// CPU has it) and for the baseline. Both do the same operations in the same order, so their
+// results are identical.
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define SMALL_ROWS_SUFFIX avx2
+#include "small_rows.h"
+#undef SMALL_ROWS_SUFFIX
+#pragma GCC pop_options
+#endif
+#define SMALL_ROWS_SUFFIX baseline
+#include "small_rows.h"
+#undef SMALL_ROWS_SUFFIX
+
+// x[n, k] · W[m, k]ᵀ for 2 <= n <= SMALL_ROWS.
+static void rows_times_wt(float *restrict out, const float *restrict x, const float *restrict w, int n, int k, int m) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (avx2) {
+    rows_times_wt_avx2(out, x, w, n, k, m);
+    return;
+  }
+#endif
+  rows_times_wt_baseline(out, x, w, n, k, m);
+}
+
 // Shared body of sgemm and sgemm_nn: reads (out, x, w, n, k, m), checks them, and runs
 //   w_transposed: out[n, m] = x[n, k] · W[m, k]ᵀ   (W row-major [m, k], a weight stored [out, in])
 //   otherwise:    out[n, m] = x[n, k] · W[k, m]    (W row-major [k, m], e.g. attention's P · V)
@@ -117,6 +152,8 @@ static napi_value matmul(napi_env env, napi_callback_info info, int w_transposed
   if (w_transposed) {
     if (n == 1) {  // out[m] = W[m, k] · x[k]
       cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, w.data, k, x.data, 1, 0.0f, out.data, 1);
+    } else if (n <= SMALL_ROWS && openblas_get_num_threads() == 1) {
+      rows_times_wt(out.data, x.data, w.data, n, k, m);
     } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x.data, k, w.data, k, 0.0f,
                   out.data, m);

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = join(root, 'native');
-const sources = [join(nativeDir, 'hetis_native.c'), join(nativeDir, 'binding.gyp')];
+const sources = [join(nativeDir, 'hetis_native.c'), join(nativeDir, 'small_rows.h'), join(nativeDir, 'binding.gyp')];
 const output = join(nativeDir, 'build', 'Release', 'hetis_native.node');
 const verbose = process.env.HETIS_VERBOSE_BUILD === '1';
 const force = process.env.HETIS_FORCE_NATIVE_BUILD === '1';

@@ -101,6 +101,14 @@ describe('native kernels (OpenBLAS)', { skip: skipNative }, () => {
     }
   });
 
+  test('the small-row product (2-8 rows, its own kernel) matches matmulRef, with k not a multiple of 8 and offset views', () => {
+    const rng = createRng(5);
+    for (const n of [2, 4, 5, 6, 7, 8]) {
+      for (const [k, m] of [[7, 13], [8, 3], [17, 9], [288, 768], [768, 288], [1, 1]] as const) checkShape(nk(), rng, n, k, m);
+      checkShape(nk(), rng, n, 13, 7, 3);
+    }
+  });
+
   test('matches matmulRef on a 15M-model matmul (n=64, k=288, m=768)', () => {
     checkShape(nk(), createRng(2), 64, 288, 768);
   });
