@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -95,6 +96,17 @@ static int overlaps(const f32_view *a, size_t a_len, const f32_view *b, size_t b
 #include "small_rows.h"
 #undef SMALL_ROWS_SUFFIX
 
+// Whether products of 2-SMALL_ROWS rows use rows_times_wt: yes unless HETIS_NATIVE_SMALL_ROWS=0
+// (then OpenBLAS's sgemm, to compare the two or to rule the kernel out).
+static int small_rows_enabled(void) {
+  static int enabled = -1;
+  if (enabled < 0) {
+    const char *env = getenv("HETIS_NATIVE_SMALL_ROWS");
+    enabled = env != NULL && strcmp(env, "0") == 0 ? 0 : 1;
+  }
+  return enabled;
+}
+
 // x[n, k] · W[m, k]ᵀ for 2 <= n <= SMALL_ROWS.
 static void rows_times_wt(float *restrict out, const float *restrict x, const float *restrict w, int n, int k, int m) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -152,7 +164,7 @@ static napi_value matmul(napi_env env, napi_callback_info info, int w_transposed
   if (w_transposed) {
     if (n == 1) {  // out[m] = W[m, k] · x[k]
       cblas_sgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0f, w.data, k, x.data, 1, 0.0f, out.data, 1);
-    } else if (n <= SMALL_ROWS && openblas_get_num_threads() == 1) {
+    } else if (n <= SMALL_ROWS && openblas_get_num_threads() == 1 && small_rows_enabled()) {
       rows_times_wt(out.data, x.data, w.data, n, k, m);
     } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x.data, k, w.data, k, 0.0f,
