@@ -6,9 +6,9 @@
 // processes (frames with several tensors and a JSON part, handlers, processes waking between
 // layers on shared cores); how much more the primary's own work in such a step takes than the
 // profile's tables say, and its dense work against the same work timed beside the steps outside
-// them (heads on the primary and off it, one to 192 rows); how much slower the first steps after the cluster idled are; and the
-// engine's own time between two steps (a real Engine driving the cluster). Must not: leave a
-// worker running.
+// them (heads on the primary and off it, one to 192 rows); how much slower the first steps after
+// the cluster idled are; and the engine's own time between two steps (a real Engine driving the
+// cluster). Must not: leave a worker running.
 
 import type { ModelSpec } from '../model/spec.js';
 import { Engine } from '../engine/engine.js';
@@ -197,9 +197,10 @@ export async function measureRuntimeRoundTrips(o: {
 /**
  * The primary's dense work in real steps (its `dense` part: every layer's ops, the embedding, the
  * LM head, sampling) against `dense(tokens, logitRows)` (timed in rounds between the steps), at
- * each of DENSE_IN_STEP_TOKENS: decode steps of that many sequences (32-token prompts, at most half
- * the context) up to 16, prefill chunks of that many tokens above (those the context holds); every head on the primary (`local`) and every
- * head on the attention worker (`remote`). The median in steps over the median outside; the
+ * each of DENSE_IN_STEP_TOKENS: decode steps of that many sequences (32-token prompts, at most
+ * half the context) up to 16, prefill chunks of that many tokens above (those the context holds);
+ * every head on the primary (`local`) and every head on the attention worker (`remote`). The
+ * median in steps over the median outside; the
  * steps right after the prompts' prefill and after each timing outside (the workers idled) are
  * run untimed.
  */
