@@ -51,6 +51,8 @@ const MANY_SEQUENCES = 12;
 export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
 /** Token counts of the dense-in-step measurement: decode steps of that many sequences up to 16, prefill chunks above. */
 const DENSE_IN_STEP_TOKENS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 192];
+/** The same for a quick profile (`hetis serve`'s first start). */
+const DENSE_IN_STEP_TOKENS_QUICK: readonly number[] = [1, 4, 16, 64];
 /** Decode steps after a prefill whose extra time is measured. */
 const AFTER_PREFILL_STEPS = 8;
 /** Prompt of the after-prefill measurement, tokens (about a scaled conversation's). */
@@ -209,7 +211,7 @@ async function measureDenseInStep(
   ex: ClusterExecutor, dense: (tokens: number, logitRows: number) => number, quick: boolean,
 ): Promise<DenseInStep> {
   const context = Math.min(32, Math.floor(spec.contextLength / 2));
-  const tokens = DENSE_IN_STEP_TOKENS.filter((n) => n <= 16 || n + 1 < spec.contextLength);
+  const tokens = (quick ? DENSE_IN_STEP_TOKENS_QUICK : DENSE_IN_STEP_TOKENS).filter((n) => n <= 16 || n + 1 < spec.contextLength);
   // Rounds of (the work outside a step, a few steps), so both see the same moments of a machine
   // whose speed jitters from one fraction of a second to the next.
   const rounds = quick ? 2 : 6;
