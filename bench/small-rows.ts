@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median } from '../src/util/fit.js';
 
 const root = resolve(import.meta.dirname ?? '.', '..');
 const ROWS = [1, 2, 3, 4, 6, 8, 9, 16];
@@ -17,8 +18,7 @@ if (process.env['HETIS_SMALL_ROWS_CHILD'] === '1') {
   const { openModel } = await import('../src/cli/open-model.js');
   const { DenseRunner } = await import('../src/runtime/dense.js');
   const { getKernels } = await import('../src/runtime/kernel-select.js');
-  const { denseSweep, makeClock, PROFILED_OPS, sample } = await import('../src/runtime/profile-ops.js');
-  const { median } = await import('../src/util/fit.js');
+  const { denseSweep, makeClock, sample, sweepSeconds } = await import('../src/runtime/profile-ops.js');
   const model = openModel(join(root, 'models/hetis-kjv.gguf'), undefined).model;
   const kernels = getKernels('native');
   kernels.setThreads(1);
@@ -27,7 +27,7 @@ if (process.env['HETIS_SMALL_ROWS_CHILD'] === '1') {
   const out: Record<number, number> = {};
   for (const n of ROWS) {
     const sweep = denseSweep(makeClock('cpu'), runner, n);
-    const cost = (t: Record<string, number>): number => PROFILED_OPS.reduce((a, op) => a + (op === 'lm_head' ? 1 : layers) * t[op]!, 0);
+    const cost = (t: Parameters<typeof sweepSeconds>[0]): number => sweepSeconds(t, layers);
     sample({ warmup: 0, min: 30, max: 30, seconds: 0 }, sweep, cost);
     out[n] = median(sample({ warmup: 2, min: 20, max: 2000, seconds: 0.4, pauseMs: 0.2 }, sweep, cost).map(cost));
   }
@@ -46,9 +46,8 @@ if (process.env['HETIS_SMALL_ROWS_CHILD'] === '1') {
       process.stderr.write(`[small-rows] round ${r + 1}/${rounds}: ${kind} done\n`);
     }
   }
-  const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1]!;
   for (const n of ROWS) {
-    const kernel = mid(runs.kernel.map((x) => x[n]!)), openblas = mid(runs.openblas.map((x) => x[n]!));
+    const kernel = median(runs.kernel.map((x) => x[n]!)), openblas = median(runs.openblas.map((x) => x[n]!));
     process.stdout.write(`${JSON.stringify({ bench: 'small-rows', rows: n, kernelMs: +(kernel * 1e3).toFixed(3), openblasMs: +(openblas * 1e3).toFixed(3), speedup: +(openblas / kernel).toFixed(2), rounds })}\n`);
   }
 }

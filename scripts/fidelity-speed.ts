@@ -10,7 +10,7 @@ import { openModel } from '../src/cli/open-model.js';
 import { DenseRunner } from '../src/runtime/dense.js';
 import { getKernels } from '../src/runtime/kernel-select.js';
 import { DEFAULT_PAUSE_MS } from '../src/runtime/profile.js';
-import { denseSweep, makeClock, PROFILED_OPS, sample, type ProfiledOp } from '../src/runtime/profile-ops.js';
+import { denseSweep, makeClock, sample, sweepSeconds, type ProfiledOp } from '../src/runtime/profile-ops.js';
 import { median } from '../src/util/fit.js';
 
 const root = resolve(import.meta.dirname ?? '.', '..');
@@ -19,7 +19,7 @@ const kernels = getKernels('auto');
 kernels.setThreads(1);
 const runner = new DenseRunner(model, kernels);
 const layers = model.spec.nLayers;
-const cost = (t: Record<ProfiledOp, number>): number => PROFILED_OPS.reduce((a, op) => a + (op === 'lm_head' ? 1 : layers) * t[op], 0);
+const cost = (t: Record<ProfiledOp, number>): number => sweepSeconds(t, layers);
 const sweep = denseSweep(makeClock('cpu'), runner, 1);
 sample({ warmup: 0, min: 300, max: 300, seconds: 0 }, sweep, cost); // JIT
 const samples = sample({ warmup: 5, min: 200, max: 2000, seconds: 0.8, pauseMs: DEFAULT_PAUSE_MS }, sweep, cost);

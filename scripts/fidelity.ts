@@ -37,6 +37,7 @@ import type { LineChart, Series } from '../src/sim/plot.js';
 import { loadPngRenderer } from '../src/sim/png.js';
 import { cdf, writeChart } from '../src/sim/report.js';
 import { findPresetTrace, loadWorkload } from '../src/sim/workload.js';
+import { median } from '../src/util/fit.js';
 import { parseBytes } from '../src/util/units.js';
 import { runLoad, runScript, startLocalServer } from './fidelity-run.js';
 
@@ -199,8 +200,6 @@ async function main(): Promise<void> {
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%` : '—');
 const abs = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
-
-const median = (xs: readonly number[]): number => { const v = [...xs].sort((x, y) => x - y); return v.length === 0 ? NaN : v[(v.length - 1) >> 1]!; };
 
 function figureTable(groups: readonly Group[]): string {
   const names = groups[0]?.combined.figures.map((f) => f.name) ?? [];

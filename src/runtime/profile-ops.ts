@@ -18,6 +18,13 @@ import { AttentionScratch, attendPacked, packedLength, packHeads, unpackHeads, t
 export const PROFILED_OPS = ['input_norm', 'qkv', 'rope', 'o', 'add', 'post_attn_norm', 'mlp_up', 'act', 'mlp_down', 'lm_head'] as const;
 export type ProfiledOp = DenseOp | 'lm_head';
 
+/** Seconds of one dense sweep's times (per layer, see denseSweep): every layer's ops, and the LM head unless `lmHead` is false. */
+export function sweepSeconds(t: Readonly<Record<ProfiledOp, number>>, layers: number, lmHead = true): number {
+  let layer = 0;
+  for (const op of PROFILED_OPS) if (op !== 'lm_head') layer += t[op];
+  return layer * layers + (lmHead ? t.lm_head : 0);
+}
+
 /**
  * A clock in seconds. 'wall': performance.now(). 'cpu': this process's CPU time (user + system,
  * microsecond resolution), which leaves out time the OS gave other processes: on a shared machine

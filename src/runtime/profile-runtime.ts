@@ -60,6 +60,16 @@ const AFTER_PREFILL_PROMPT = 64;
 /** Sequences per step of the engine-gap measurement. */
 const ENGINE_BATCHES: readonly number[] = [1, 4, 16];
 
+/** One turn of the event loop: what the engine does between two steps it issues. */
+function nextTurn(): Promise<void> {
+  return new Promise((res) => setImmediate(res));
+}
+
+/** One step of every plan's chunks together (one-sequence plans of the same step index). */
+function together(plans: readonly StepPlan[]): StepPlan {
+  return { ...plans[0]!, headDevices: Object.assign({}, ...plans.map((p) => p.headDevices)), chunks: plans.flatMap((p) => p.chunks) };
+}
+
 /** A blocking sleep (the probe is the engine: between two steps of a busy period it sleeps like a waiting event loop). */
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 function sleep(seconds: number): void {
@@ -113,7 +123,7 @@ export async function measureRuntimeRoundTrips(o: {
         const pos = context + (i % (spec.contextLength - context - 1));
         const r = await ex.execute(plan(request, owner, pos, 1));
         if (i >= warm) parts.push({ ...r.parts, position: pos, seconds: r.seconds });
-        await new Promise((res) => setImmediate(res)); // the engine between steps
+        await nextTurn(); // the engine between steps
       }
       await ex.release([request]);
       return parts;
@@ -134,13 +144,11 @@ export async function measureRuntimeRoundTrips(o: {
     const manySteps = Math.min(o.quick === true ? 30 : 100, spec.contextLength - context - 2);
     for (let i = 0; i < manySteps; i++) {
       const pos = context + i;
-      const one = ids.map((id) => plan(id, 'attn', pos, 1));
-      const step: StepPlan = { ...one[0]!, headDevices: Object.assign({}, ...one.map((p) => p.headDevices)), chunks: one.flatMap((p) => p.chunks) };
-      const r = await ex.execute(step);
+      const r = await ex.execute(together(ids.map((id) => plan(id, 'attn', pos, 1))));
       if (i >= manySteps / 5) {
         attendMany.push(((r.parts?.['attention'] ?? 0) + (r.parts?.['wait'] ?? 0)) / spec.nLayers - o.attention(MANY_SEQUENCES * spec.nKvHeads * (pos + 1), MANY_SEQUENCES * spec.nKvHeads));
       }
-      await new Promise((res) => setImmediate(res));
+      await nextTurn();
     }
     await ex.release(ids);
     const attendPerSequence = Math.max(0, (median(attendMany) - median(attend)) / (MANY_SEQUENCES - 1));
@@ -160,7 +168,7 @@ export async function measureRuntimeRoundTrips(o: {
       const res = await ex.execute(step);
       perHead.push((res.parts?.['migrate'] ?? 0) / spec.nKvHeads);
       at = to;
-      await new Promise((res2) => setImmediate(res2));
+      await nextTurn();
     }
     await ex.release(['move']);
     const migrationHeadBytes = (context + 8) * 2 * spec.headDim * spec.nLayers * 4; // a head's KV at the middle of the runs
@@ -176,7 +184,7 @@ export async function measureRuntimeRoundTrips(o: {
         sleep(idle);
         if (pos >= spec.contextLength - 1) pos = context;
         woken[g]!.push((await ex.execute(plan('wake', 'primary', pos++, 1))).seconds - settled);
-        await new Promise((r2) => setImmediate(r2));
+        await nextTurn();
       }
     }
     await ex.release(['wake']);
@@ -202,9 +210,8 @@ export async function measureRuntimeRoundTrips(o: {
  * each of DENSE_IN_STEP_TOKENS: decode steps of that many sequences (32-token prompts, at most
  * half the context) up to 16, prefill chunks of that many tokens above (those the context holds);
  * every head on the primary (`local`) and every head on the attention worker (`remote`). The
- * median in steps over the median outside; the
- * steps right after the prompts' prefill and after each timing outside (the workers idled) are
- * run untimed.
+ * median in steps over the median outside; the steps right after the prompts' prefill and after
+ * each timing outside (the workers idled) are run untimed.
  */
 async function measureDenseInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
@@ -229,10 +236,9 @@ async function measureDenseInStep(
       if (n <= 16) {
         for (let i = 0; i < settle + 8; i++) {
           const pos = context + (k++ % (spec.contextLength - context - 1));
-          const one = ids.map((id) => plan(id, owner, pos, 1));
-          const res = await ex.execute({ ...one[0]!, headDevices: Object.assign({}, ...one.map((p) => p.headDevices)), chunks: one.flatMap((p) => p.chunks) });
+          const res = await ex.execute(together(ids.map((id) => plan(id, owner, pos, 1))));
           if (i >= settle) inStep.push(res.parts?.['dense'] ?? NaN);
-          await new Promise((res2) => setImmediate(res2));
+          await nextTurn();
         }
       } else {
         for (let i = 0; i < 3; i++) {
@@ -240,7 +246,7 @@ async function measureDenseInStep(
           const res = await ex.execute(plan(id, owner, 0, n));
           if (i > 0) inStep.push(res.parts?.['dense'] ?? NaN);
           await ex.release([id]);
-          await new Promise((res2) => setImmediate(res2));
+          await nextTurn();
         }
       }
     }

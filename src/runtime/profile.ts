@@ -17,7 +17,7 @@ import { median, nonNegativeLeastSquares } from '../util/fit.js';
 import { DenseRunner } from './dense.js';
 import { getKernels, type KernelPreference, type MatmulKernels } from './kernel-select.js';
 import {
-  denseSweep, makeClock, PROFILED_OPS, sample, timeDecodeAttention, timePrefillAttention, weightSweep,
+  denseSweep, makeClock, PROFILED_OPS, sample, sweepSeconds, timeDecodeAttention, timePrefillAttention, weightSweep,
   type Clock, type DecodeGrid, type ProfiledOp, type Sampling,
 } from './profile-ops.js';
 import { measureRuntimeRoundTrips } from './profile-runtime.js';
@@ -227,7 +227,7 @@ async function measureRuntime(o: {
   const da = o.decodeAttention;
   const attention = (headTokens: number, heads: number): number => da.fixed + da.perHead * heads + da.perHeadToken * headTokens;
   const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense: o.dense }]);
-  const layerOps = (t: Record<ProfiledOp, number>): number => PROFILED_OPS.reduce((a, op) => a + (op === 'lm_head' ? 0 : t[op]), 0) * spec.nLayers;
+  const layerOps = (t: Record<ProfiledOp, number>): number => sweepSeconds(t, spec.nLayers, false);
   const rt = await measureRuntimeRoundTrips({
     spec, modelPath: o.modelPath, steps: o.quick ? 30 : 150, attention, quick: o.quick,
     dense: (tokens, logitRows) => spec.nLayers * tables.denseLayer(device, tokens, 1).seconds + tables.lmHead(device, logitRows, 1).seconds,
@@ -313,7 +313,7 @@ async function measureDense(clock: Clock, runner: DenseRunner, plan: Plan, progr
   for (let pass = 0; pass < passes; pass++) {
     for (const n of pass === passes - 1 ? plan.tokens : small) {
       const sweep = denseSweep(clock, runner, n);
-      samples.get(n)!.push(...sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => PROFILED_OPS.reduce((a, op) => a + t[op] * (op === 'lm_head' ? 1 : layers), 0)));
+      samples.get(n)!.push(...sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => sweepSeconds(t, layers)));
       if (pass === passes - 1) progress(`dense ops, ${n} tokens`);
       await yieldToLoop();
     }

@@ -7,6 +7,7 @@
 import type { EngineConfig } from '../engine/engine.js';
 import type { EngineRequest, RequestRecord, StepRecord } from '../engine/types.js';
 import { assert } from '../util/errors.js';
+import { median } from '../util/fit.js';
 import { createRng } from '../util/rng.js';
 import { arrivalTimes } from './arrivals.js';
 import { fitToContext } from './evaluation.js';
@@ -240,10 +241,6 @@ export interface RepeatedComparison {
   busy: number;
 }
 
-function middle(xs: readonly number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 0.5);
-}
-
 /**
  * Repeats of one workload against their replays: each figure's real value is the median over
  * the real runs and its simulated value the median over their replays (each replay follows its
@@ -254,13 +251,13 @@ export function combineRepeats(runs: readonly Comparison[], steps: readonly (rea
   assert(runs.length > 0, 'combineRepeats needs at least one run');
   const figures = runs[0]!.figures.map((f): RepeatedFigure => {
     const reals = runs.map((r) => r.figures.find((g) => g.name === f.name)?.real ?? NaN);
-    const real = middle(reals), sim = middle(runs.map((r) => r.figures.find((g) => g.name === f.name)?.sim ?? NaN));
+    const real = median(reals), sim = median(runs.map((r) => r.figures.find((g) => g.name === f.name)?.sim ?? NaN));
     return { name: f.name, unit: f.unit, real, sim, error: relativeError(sim, real), spread: Math.max(...reals.map((x) => Math.abs(relativeError(x, real)))) };
   });
   return {
     repeats: runs.length, requests: runs[0]!.requests, figures, steps: stepErrors(steps.flat()),
     mismatched: runs.flatMap((r) => r.mismatched), saturated: runs.filter((r) => r.saturated).length * 2 > runs.length,
-    busy: middle(runs.map((r) => r.busy)),
+    busy: median(runs.map((r) => r.busy)),
   };
 }
 
