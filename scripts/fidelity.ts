@@ -27,6 +27,7 @@ import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileCachePath } from '../src/cli/profile.js';
 import { profileLocal } from '../src/runtime/profile.js';
+import { withServing } from '../src/server/profile-serving.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import { fmt, markdownTable } from '../src/sim/evaluation.js';
@@ -127,10 +128,14 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   log('profiling this machine for the built-in model (full grid; what `hetis profile --model models/hetis-kjv.gguf` measures)');
   const t0 = performance.now();
   let last = 0;
-  const profile = await profileLocal({
+  let profile = await profileLocal({
     model, quick, modelPath,
     onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${d}/${t}: ${l}`); } },
   });
+  if (!quick) {
+    log('profile: serving over HTTP (a server over a local cluster, a client process; ~10 s)');
+    profile = await withServing(profile, { modelPath });
+  }
   mkdirSync(dirname(cachePath), { recursive: true });
   writeFileSync(cachePath, `${JSON.stringify(profile, null, 2)}\n`);
   return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000 };

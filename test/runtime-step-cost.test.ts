@@ -2,7 +2,8 @@
 // (interpolated in log idle), the extra of decode steps after a prefill, round trips to free KV
 // on attention devices, the engine's own time between steps in the issue interval (not the
 // latency); the engine tells the step how long it idled, how many steps ago the last prefill
-// was and where the KV it frees was, on whatever clock it is given.
+// was and where the KV it frees was, on whatever clock it is given; serving's events (admissions
+// and finishes after their step, arrivals in the step they land in) on the simulated clock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createProfiledCostModel, modelShape } from '../src/cost/profiled.js';
@@ -13,6 +14,7 @@ import { Engine } from '../src/engine/engine.js';
 import { stepCost, type StepShape } from '../src/engine/step-cost.js';
 import type { Executor, StepPlan, StepResult } from '../src/engine/types.js';
 import { localEngineConfig } from '../src/runtime/local-devices.js';
+import { runEngines } from '../src/sim/simulate.js';
 import type { ModelSpec } from '../src/model/spec.js';
 
 const spec: ModelSpec = {
@@ -169,4 +171,47 @@ test('the engine tells each step its idle time and the steps since the last pref
   assert.deepEqual(view[4]!.slice(0, 1), ['D']);
   close(view[4]![1] as number, 0.0001, 'a small gap');
   assert.equal(view[4]![2], 0);
+});
+
+const PROFILE_FILE = (p: DeviceProfile): Parameters<typeof localEngineConfig>[3] => ({
+  profile: { format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device], profiles: [p], links: [] },
+});
+
+test('serving events: an admission adds to the interval after its step, not to its latency', () => {
+  const serving = { admitted: 1e-3, finished: 2e-3, arrival: 4e-3, samples: { none: 9, admitted: 9, finished: 9, arrival: 9 } };
+  const cfg = localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }], [], PROFILE_FILE({ ...profile, serving }));
+  const shape = (admitted: number): StepShape => ({
+    prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2, decodeHeads: [2], decodeHeadTokens: [40], shippedHeadTokens: [0], migratedHeadTokens: [0], idle: 0, admitted,
+  });
+  const none = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(0)), two = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(2));
+  close(two.seconds, none.seconds, 'latency');
+  close(two.interval - none.interval, 2e-3, 'two admissions');
+});
+
+test('serving events on the simulated clock: admissions and finishes after their step, an arrival after the step it lands in', async () => {
+  const serving = { admitted: 1e-3, finished: 2e-3, arrival: 4e-3, samples: { none: 9, admitted: 9, finished: 9, arrival: 9 } };
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }];
+  const plain = localEngineConfig(spec, devices, [], PROFILE_FILE(profile));
+  const served = localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, serving }));
+  const run = async (cfg: typeof plain, reqs: { id: string; arrival: number; maxTokens: number }[]) => {
+    const { records } = await runEngines([cfg], reqs.map((r) => ({ ...r, promptLength: 8 })));
+    return new Map(records.map((r) => [r.id, r]));
+  };
+  // One request: its admission delays its second token onwards, nothing else.
+  const one = [{ id: 'a', arrival: 0, maxTokens: 3 }];
+  const [a0, a1] = [(await run(plain, one)).get('a')!, (await run(served, one)).get('a')!];
+  close(a1.firstTokenAt! - a0.firstTokenAt!, 0, 'first token');
+  close(a1.finishedAt - a0.finishedAt, 1e-3, 'one admission');
+  // Two admitted in the first step; the short one's finish delays the long one's later tokens.
+  const two = [{ id: 's', arrival: 0, maxTokens: 2 }, { id: 'l', arrival: 0, maxTokens: 5 }];
+  const [p2, s2] = [await run(plain, two), await run(served, two)];
+  close(s2.get('s')!.finishedAt - p2.get('s')!.finishedAt, 2e-3, 'two admissions');
+  close(s2.get('l')!.finishedAt - p2.get('l')!.finishedAt, 2e-3 + 2e-3, 'two admissions and a finish');
+  // A request arriving while the first one's prefill runs: that step ends later by the
+  // arrival's handling, and the next step (admitting it) by its admission after it.
+  const prefill = a0.firstTokenAt!;
+  const landed = [{ id: 'a', arrival: 0, maxTokens: 2 }, { id: 'b', arrival: prefill / 2, maxTokens: 2 }];
+  const [p3, s3] = [await run(plain, landed), await run(served, landed)];
+  close(s3.get('a')!.finishedAt - p3.get('a')!.finishedAt, 1e-3 + 4e-3, 'admission and arrival before the second step');
+  close(s3.get('b')!.arrival, p3.get('b')!.arrival, 'arrival times are the trace\'s');
 });

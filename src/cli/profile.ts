@@ -10,6 +10,7 @@ import { resolveModelSpec } from '../model/catalog.js';
 import { paramCount, type ModelSpec } from '../model/spec.js';
 import type { KernelPreference } from '../runtime/kernel-select.js';
 import { DEFAULT_PROFILE_SPEC, profileLocal } from '../runtime/profile.js';
+import { withServing } from '../server/profile-serving.js';
 import { HetisError } from '../util/errors.js';
 import { createProgress } from './progress.js';
 
@@ -45,14 +46,20 @@ export async function profileCommand(f: ProfileFlags): Promise<void> {
   }
   const out = resolve(f.out ?? DEFAULT_PROFILE_PATH);
   const progress = createProgress(process.stderr, 'hetis profile');
+  const modelPath = servableFile(f.model) ? resolve(f.model!) : undefined;
   let profile;
   try {
     profile = await profileLocal({
       model: spec, threads: f.threads, kernels: f.kernels, quick: f.quick === true,
-      ...(servableFile(f.model) ? { modelPath: resolve(f.model!) } : {}),
+      ...(modelPath !== undefined ? { modelPath } : {}),
       ...(f.clock !== undefined ? { clock: f.clock } : {}),
       onProgress: (done, total, label) => progress.update(done, total, label),
     });
+    // What serving over HTTP adds (a real server and a client process, ~10 s): not in a quick profile.
+    if (modelPath !== undefined && f.quick !== true) {
+      progress.update(1, 1, 'serving over HTTP (a server over a local cluster, a client process; ~10 s)');
+      profile = await withServing(profile, { modelPath });
+    }
   } finally {
     progress.finish();
   }
@@ -71,7 +78,7 @@ export async function profileCommand(f: ProfileFlags): Promise<void> {
 /**
  * A model given as a weights file a worker can load (GGUF or llama2.c, not a config): the profile
  * then also measures real steps of a local cluster running it (round trips, cold steps, the
- * engine's own time between steps).
+ * engine's own time between steps; a full profile also what serving over HTTP adds).
  */
 function servableFile(model: string | undefined): boolean {
   if (model === undefined || /\.json$/i.test(model)) return false;

@@ -4,7 +4,7 @@
 // rounding). Must not: know how the wait is implemented (the caller passes its duration).
 
 import type { DeviceSpec, LinkSpec } from '../hardware/types.js';
-import type { CostModel, Estimate, PrefillChunk } from './types.js';
+import { NO_SERVING_EVENTS, type CostModel, type Estimate, type PrefillChunk } from './types.js';
 
 /** A device that runs on `of` and waits (factor - 1) x its compute after each attention call. */
 export interface EmulatedDevice {
@@ -71,6 +71,9 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     },
     engineStep(device: DeviceSpec, sequences: number) {
       return base.engineStep?.(actual(device), sequences) ?? 0;
+    },
+    servingEvents(device: DeviceSpec) {
+      return base.servingEvents?.(actual(device)) ?? NO_SERVING_EVENTS;
     },
     attendDelay(device: DeviceSpec, compute: number) {
       const e = emulated(device);

@@ -80,6 +80,25 @@ export interface DeviceProfile {
   messagePerSequence?: MessagePerSequence;
   /** How long moving one KV head between workers takes (`hetis profile` of a model file). */
   migration?: MigrationProfile;
+  /** What serving requests over HTTP adds to the engine process's time (`hetis profile` of a model file). */
+  serving?: ServingProfile;
+}
+
+/**
+ * Seconds each serving event adds to the engine process's time beyond its steps and
+ * `engineStep`, measured on a real HTTP server over a local cluster with a client process
+ * sending it requests (server/profile-serving.ts), as the excess of a step's issue interval
+ * (its start to the next step's start) over its prediction against steps with no event.
+ */
+export interface ServingProfile {
+  /** A request admitted into a step (placing its heads, its first token's bookkeeping): after that step. */
+  admitted: number;
+  /** A request a step finished (the engine's bookkeeping, the server building and sending its response): after that step. */
+  finished: number;
+  /** A request arriving (the server reading, checking and queueing it, the client sending it, on the same cores): the step it lands in. */
+  arrival: number;
+  /** Steps the medians were taken over: with no event, and with one event of each kind alone. */
+  samples: { none: number; admitted: number; finished: number; arrival: number };
 }
 
 /**

@@ -4,10 +4,10 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile, ServingProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
-import type { CostModel, Estimate, EstimateSource, Precision } from './types.js';
+import { NO_SERVING_EVENTS, type CostModel, type Estimate, type EstimateSource, type Precision } from './types.js';
 
 export interface ProfiledOptions {
   /** Interpolation between grid points (default 'linear'; see docs/cost-model.md for the comparison). */
@@ -42,6 +42,7 @@ interface DeviceTables {
   engineStep?: EngineStepProfile;
   messagePerSequence?: MessagePerSequence;
   migration?: MigrationProfile;
+  serving?: ServingProfile;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -101,6 +102,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
     if (p.migration !== undefined) t.migration = p.migration;
+    if (p.serving !== undefined) t.serving = p.serving;
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -251,6 +253,12 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       const e = byDevice.get(device.name)?.engineStep;
       if (e === undefined) return base.engineStep?.(device, sequences) ?? 0;
       return e.fixed + e.perSequence * sequences;
+    },
+
+    servingEvents(device) {
+      const s = byDevice.get(device.name)?.serving;
+      if (s === undefined) return base.servingEvents?.(device) ?? NO_SERVING_EVENTS;
+      return { admitted: s.admitted, finished: s.finished, arrival: s.arrival };
     },
 
     weightBytes(layers, tp, extras) {

@@ -13,6 +13,16 @@ export interface Precision {
   activation: number;
 }
 
+/** Seconds per serving event (CostModel.servingEvents). */
+export interface ServingEvents {
+  admitted: number;
+  finished: number;
+  arrival: number;
+}
+
+/** No serving costs (a model without them). */
+export const NO_SERVING_EVENTS: ServingEvents = Object.freeze({ admitted: 0, finished: 0, arrival: 0 });
+
 export const FP16: Precision = { weight: 2, kv: 2, activation: 2 };
 export const FP32: Precision = { weight: 4, kv: 4, activation: 4 };
 
@@ -113,6 +123,12 @@ export interface CostModel {
    * drives worker processes (DeviceProfile.engineStep). Absent: nothing.
    */
   engineStep?(device: DeviceSpec, sequences: number): number;
+  /**
+   * Optional: seconds serving over HTTP adds to the engine process per event on the machine of
+   * `device` (DeviceProfile.serving): each request admitted into a step and each one a step
+   * finished (after that step), each request arriving (the step it lands in). Absent: nothing.
+   */
+  servingEvents?(device: DeviceSpec): ServingEvents;
   /**
    * Optional: seconds each sequence of a step adds to the engine's step message round trip
    * (`step`) and to an attend call of a device holding some of its heads (`attend`), beyond the

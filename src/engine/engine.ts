@@ -71,6 +71,8 @@ export class Engine {
   private readonly waiting: Sequence[] = [];
   private readonly byId = new Map<string, Sequence>();
   private freed: string[] = [];
+  /** Requests finished so far (the serving cost of a simulated step's finishes). */
+  private finishedCount = 0;
   private pendingMigrations: StepMigration[] = [];
   private migratedHeadTokens: number[];
   private migratedHeads: number[];
@@ -204,10 +206,17 @@ export class Engine {
     }
     const plan = this.buildPlan(chunks);
     const result = await this.executor.execute(plan);
-    const interval = result.interval ?? result.seconds;
-    this.lastEnd = now + interval;
     this.sincePrefill = plan.shape.prefill.length > 0 ? 0 : this.sincePrefill !== undefined ? this.sincePrefill + 1 : undefined;
+    const finishedBefore = this.finishedCount;
     this.update(chunks, result.sampled, now + result.seconds);
+    // A predicted interval (a simulated step) also covers the server's work on the requests the
+    // step finished (their responses), which only now is known; a real step's next one simply
+    // starts later.
+    const finished = this.finishedCount - finishedBefore;
+    const interval = result.interval !== undefined
+      ? result.interval + finished * (this.config.cost.servingEvents?.(this.config.stages[0]!.spec).finished ?? 0)
+      : result.seconds;
+    this.lastEnd = now + interval;
     this.trim(this.steps);
     const record: StepRecord = {
       index: plan.index, start: now, seconds: result.seconds, interval, predictedSeconds: plan.predicted.seconds,
@@ -220,6 +229,18 @@ export class Engine {
     this.steps.push(record);
     this.listener.onStep?.(record);
     return interval;
+  }
+
+  /**
+   * The last step's issue interval ran `seconds` longer: work the engine's process did while it
+   * ran (the simulated clock's cost of handling requests that arrived meanwhile). The next step
+   * starts that much later without counting it as idle, and the step's record says so.
+   */
+  extendLastStep(seconds: number): void {
+    if (seconds <= 0) return;
+    this.lastEnd += seconds;
+    const last = this.steps[this.steps.length - 1];
+    if (last !== undefined) last.interval += seconds;
   }
 
   /** Marks a device failed: its heads are re-homed, or their requests recomputed. */
@@ -342,6 +363,7 @@ export class Engine {
       shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads,
       freedRequests: this.freedOn,
       idle: Math.max(0, this.now - this.lastEnd),
+      admitted: chunks.filter((c) => c.seq.computed === 0).length,
       ...(this.sincePrefill !== undefined ? { sincePrefill: this.sincePrefill } : {}),
     };
     const stepChunks: StepChunk[] = [];
@@ -400,6 +422,7 @@ export class Engine {
 
   private finish(seq: Sequence, reason: FinishReason, at: number): void {
     if (seq.status === 'finished') return;
+    this.finishedCount++;
     this.release(seq);
     this.removeRunning(seq);
     seq.status = 'finished';

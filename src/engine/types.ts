@@ -126,7 +126,7 @@ export interface StepRecord {
   start: number;
   /** Latency of the step (issue to tokens out). */
   seconds: number;
-  /** Time until the next step was issued (= seconds without pipelining). */
+  /** Time until the next step was issued (= seconds without pipelining; a simulated step also counts the engine's work after it, and while it ran). */
   interval: number;
   predictedSeconds: number;
   prefillTokens: number;

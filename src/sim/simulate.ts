@@ -46,6 +46,9 @@ export async function runEngines(
     const mine = requests.filter((_, i) => i % configs.length === e);
     const exec = new SimulatedExecutor(truth ?? cfg.cost, cfg.stages, cfg.devices, outputs, truth === undefined || truth === cfg.cost, opts.utilisation === true);
     const engine = new Engine(cfg, exec);
+    // A request arriving while a step runs costs the server's handling of it (real serving's
+    // profiled cost; nothing otherwise): the step it lands in ends that much later.
+    const arrivalCost = cfg.cost.servingEvents?.(cfg.stages[0]!.spec).arrival ?? 0;
     let t = 0;
     let i = 0;
     while (i < mine.length || engine.hasWork()) {
@@ -54,7 +57,13 @@ export async function runEngines(
       if (!engine.hasWork()) { t = mine[i]!.arrival; continue; }
       const dt = await engine.step(t);
       if (onProgress !== undefined && events % 2000 === 0) onProgress(records.length + engine.records.length, requests.length);
-      if (dt !== undefined) { t += dt; continue; }
+      if (dt !== undefined) {
+        let landed = 0;
+        while (i + landed < mine.length && mine[i + landed]!.arrival <= t + dt) landed++;
+        engine.extendLastStep(landed * arrivalCost);
+        t += dt + landed * arrivalCost;
+        continue;
+      }
       if (i < mine.length) t = Math.max(t, mine[i]!.arrival);
       else if (!engine.hasWork()) break;
     }
