@@ -14,7 +14,7 @@ import { createProfiledCostModel } from '../src/cost/profiled.js';
 import { createRooflineCostModel } from '../src/cost/roofline.js';
 import { writeGgufModel } from '../src/model/gguf-llama.js';
 import { fitDecodeAttention, profileLocal, refreshProfile } from '../src/runtime/profile.js';
-import { median, nonNegativeLeastSquares } from '../src/util/fit.js';
+import { median, nonNegativeLeastSquares, trimmedMean } from '../src/util/fit.js';
 import { randomModel, syntheticVocab } from './helpers/random-model.js';
 import { tempDir } from './helpers/files.js';
 import { repoRoot } from './helpers/shared.js';
@@ -146,6 +146,11 @@ test('non-negative least squares: exact, constrained and weighted cases', () => 
   const w = nonNegativeLeastSquares([[1], [1]], [1, 3], [1, 3]);
   assert.ok(Math.abs(w[0]! - 2.5) < 1e-12);
   assert.equal(median([3, 1, 2]), 2);
+  // The mean without the slowest 2%: a round trip's slow tail counts, a far outlier does not.
+  const times = [...Array.from({ length: 90 }, () => 1), ...Array.from({ length: 8 }, () => 3), 50, 60];
+  assert.equal(median(times), 1);
+  assert.ok(Math.abs(trimmedMean(times) - (90 + 24) / 98) < 1e-12);
+  assert.equal(trimmedMean([5]), 5);
 });
 
 test('hetis profile --quick writes the profile (default path under the current directory, and --out)', () => {

@@ -13,7 +13,7 @@
 import type { ModelSpec } from '../model/spec.js';
 import { Engine } from '../engine/engine.js';
 import { EngineLoop } from '../engine/loop.js';
-import { median } from '../util/fit.js';
+import { median, trimmedMean } from '../util/fit.js';
 import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
 import { localEngineConfig } from './local-devices.js';
@@ -21,9 +21,9 @@ import type { StepPlan, StepRecord } from '../engine/types.js';
 import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile } from '../cost/profile-types.js';
 
 export interface RuntimeRoundTrips {
-  /** Median engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
+  /** Mean (trimmedMean) engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
   step: number;
-  /** Median primary -> attention worker -> primary round trip of one layer's attend call, less the attention, seconds. */
+  /** Mean (trimmedMean) primary -> attention worker -> primary round trip of one layer's attend call, less the attention, seconds. */
   attend: number;
   /**
    * Median of the primary's measured work in a one-token step (dense ops, LM head, attention)
@@ -151,7 +151,7 @@ export async function measureRuntimeRoundTrips(o: {
       await nextTurn();
     }
     await ex.release(ids);
-    const attendPerSequence = Math.max(0, (median(attendMany) - median(attend)) / (MANY_SEQUENCES - 1));
+    const attendPerSequence = Math.max(0, (trimmedMean(attendMany) - trimmedMean(attend)) / (MANY_SEQUENCES - 1));
     const denseInStep = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.quick === true);
     const oneLocal = denseInStep.local[0]! * o.dense(1, 1);
     const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - oneLocal - spec.nLayers * o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
@@ -193,9 +193,9 @@ export async function measureRuntimeRoundTrips(o: {
     const driven = await measureEngineGaps(spec, ex, kvBytes, o.quick === true ? 24 : 64);
     // The step's round trip as the engine drives it: steps issued back to back by hand (above)
     // find the primary still busy after its reply and read ~0.08 ms more than serving does.
-    const step = Number.isFinite(driven.transport) ? driven.transport : median(local.map((p) => p['transport'] ?? 0));
+    const step = Number.isFinite(driven.transport) ? driven.transport : trimmedMean(local.map((p) => p['transport'] ?? 0));
     return {
-      step, attend: Math.max(0, median(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold, engineStep: driven.engineStep,
+      step, attend: Math.max(0, trimmedMean(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold, engineStep: driven.engineStep,
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
       migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
@@ -309,7 +309,7 @@ async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, k
  * no EOS) for each of ENGINE_BATCHES; the gap between a decode step's end and the next step's
  * start (scheduling, placing heads, predicting the step, bookkeeping, the loop's turn of the
  * event loop) is fitted as fixed + perSequence x sequences over the medians. Also returns the
- * median engine -> primary round trip of the one-sequence decode steps (their `transport` part)
+ * mean (trimmedMean) engine -> primary round trip of the one-sequence decode steps (their `transport` part)
  * and what each sequence adds to it (the slope over the batches).
  */
 async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, tokens: number): Promise<{ engineStep: EngineStepProfile; transport: number; stepPerSequence: number }> {
@@ -323,8 +323,8 @@ async function measureEngineGaps(spec: ModelSpec, executor: ClusterExecutor, kvB
       if (a.prefillTokens === 0 && a.decodeTokens === batch) gaps.push(b.start - (a.start + a.seconds));
     }
     if (gaps.length > 0) points.push({ sequences: batch, gap: Math.max(0, median(gaps)) });
-    const t = median(steps.filter((x) => x.prefillTokens === 0 && x.decodeTokens === batch).map((x) => x.parts?.['transport'] ?? 0));
-    if (Number.isFinite(t)) transports.push({ sequences: batch, gap: t });
+    const ts = steps.filter((x) => x.prefillTokens === 0 && x.decodeTokens === batch).map((x) => x.parts?.['transport'] ?? 0);
+    if (ts.length > 0) transports.push({ sequences: batch, gap: trimmedMean(ts) });
   }
   const gap = fitLine(points), message = fitLine(transports);
   const one = transports.find((p) => p.sequences === 1)?.gap ?? NaN;

@@ -11,6 +11,17 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
+ * Mean of the smallest `keep` share of a non-empty list (at least one value): an expected value
+ * for times whose slow tail (a process woken late on shared cores) adds up over many repeats,
+ * without the rare far outliers (a collection pause, another tenant's time slice).
+ */
+export function trimmedMean(xs: readonly number[], keep = 0.98): number {
+  assert(xs.length > 0, 'mean of an empty list');
+  const s = [...xs].sort((a, b) => a - b).slice(0, Math.max(1, Math.ceil(keep * xs.length)));
+  return s.reduce((a, b) => a + b, 0) / s.length;
+}
+
+/**
  * Non-negative weighted least squares for a few coefficients: minimises
  * sum_i w_i (X_i · c - y_i)² subject to c >= 0, exactly, by solving the unconstrained problem
  * on every subset of the columns (2^k - 1 of them; k <= 6) and keeping the best feasible one.
