@@ -72,13 +72,13 @@ function runClient(url: string, model: string, requests: readonly ProbeRequest[]
     const child = spawn(process.execPath, ['-e', CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] });
     if (child.pid !== undefined) onSpawn?.(child.pid);
     let out = '', err = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new HetisError('internal', `the serving probe's client did not finish in ${timeoutS} s`)); }, timeoutS * 1000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new HetisError('unavailable', `the serving probe's client did not finish in ${timeoutS} s`)); }, timeoutS * 1000);
     child.stdout.on('data', (c) => { out += String(c); });
     child.stderr.on('data', (c) => { err += String(c); });
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) { reject(new HetisError('internal', `the serving probe's client exited with ${String(code)}: ${err.trim()}`)); return; }
+      if (code !== 0) { reject(new HetisError('unavailable', `the serving probe's client exited with ${String(code)}: ${err.trim()}`)); return; }
       try { resolve(JSON.parse(out) as { failed: number }); } catch { reject(new HetisError('internal', `the serving probe's client wrote ${JSON.stringify(out)}`)); }
     });
     child.stdin.end(JSON.stringify({ url, model, requests }));
@@ -127,7 +127,7 @@ export async function measureServing(o: ServingProbeOptions): Promise<ServingPro
     const warm = await runClient(server.url, 'serving-probe', probeRequests(seconds, 0, spec.vocabSize, spec.contextLength), 60 + 4 * seconds, o.onSpawn);
     const firstStep = engine.steps.length, firstRecord = engine.records.length;
     const run = await runClient(server.url, 'serving-probe', probeRequests(seconds, 0, spec.vocabSize, spec.contextLength), 60 + 4 * seconds, o.onSpawn);
-    if (warm.failed + run.failed > 0) throw new HetisError('internal', `the serving probe's server failed ${warm.failed + run.failed} requests`);
+    if (warm.failed + run.failed > 0) throw new HetisError('unavailable', `the serving probe's server failed ${warm.failed + run.failed} of its requests`);
     return servingCosts(engine.steps.slice(firstStep), engine.records.slice(firstRecord), PROMPT);
   } finally {
     await server.close();
