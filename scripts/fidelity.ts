@@ -208,12 +208,13 @@ const abs = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)
 
 function figureTable(groups: readonly Group[]): string {
   const names = groups[0]?.combined.figures.map((f) => f.name) ?? [];
-  const header = ['workload', 'rate', 'busy', 'machine', 'requests', ...names.map((n) => `${n} real${REPEATS > 1 ? ' (spread)' : ''} / sim (err)`)];
+  const header = ['workload', 'rate', 'busy', 'machine', 'decode err', 'requests', ...names.map((n) => `${n} real${REPEATS > 1 ? ' (spread)' : ''} / sim (err)`)];
   const body = groups.map((g) => {
     const c = g.combined;
     const failed = g.runs.reduce((a, r) => a + r.failures, 0);
     return [
       g.workload, `${g.rate}${c.saturated ? ' (sat.)' : ''}`, `${(100 * c.busy).toFixed(0)}%`, pct(median(g.runs.map((r) => r.drift))),
+      pct(median(g.runs.map((r) => r.comparison.steps.find((k) => k.kind === 'decode')?.p50 ?? NaN))),
       `${c.requests}${REPEATS > 1 ? ` x ${c.repeats}` : ''}${failed > 0 ? ` (${failed} failed)` : ''}`,
       ...c.figures.map((f) => {
         const d = f.unit === 'tok/s' ? 0 : f.unit === 's' ? 3 : 2;
@@ -283,7 +284,7 @@ function writeDoc(groups: readonly Group[], o: { profile: ProfileFile; profilePa
   parts.push(`Workloads: ${o.traceFile !== undefined ? `the first requests of the Azure conversation trace (\`${relative(root, o.traceFile)}\`), rescaled to each rate, prompt and output lengths x ${TRACE_SCALE} and fitted to the 256-token context; ` : ''}` +
     `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${RUN_SECONDS} s of arrivals (at least ${MIN_REQUESTS} requests), greedy, non-streaming, prompts as token ids` +
     (REPEATS > 1 ? `; every workload and rate runs ${REPEATS} times, each replayed on its own, and the tables compare the median of the real runs with the median of their replays; *(spread)*: how far the furthest single real run was from that median. ` : '. ') +
-    '*busy*: share of the real run\'s time its engine spent in steps (median); *machine*: how much slower one-token dense work ran right before the runs than right after profiling (median; timed in a fresh process; other tenants share these cores, and the simulator only knows the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue), in most of the runs.');
+    '*busy*: share of the real run\'s time its engine spent in steps (median); *machine*: how much slower one-token dense work ran right before the runs than right after profiling (median; timed in a fresh process; other tenants share these cores, and the simulator only knows the profile); *decode err*: the real run\'s decode steps against their predictions (signed median of predicted / measured - 1, median over the runs): how fast the machine ran against its profile as the steps saw it (negative: slower than the profile); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue), in most of the runs.');
   parts.push('');
   for (const layout of o.layouts) {
     const mine = groups.filter((g) => g.layout === layout);
