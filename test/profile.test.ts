@@ -13,7 +13,7 @@ import { FP32, type DenseOp } from '../src/cost/types.js';
 import { createProfiledCostModel } from '../src/cost/profiled.js';
 import { createRooflineCostModel } from '../src/cost/roofline.js';
 import { writeGgufModel } from '../src/model/gguf-llama.js';
-import { fitDecodeAttention, profileLocal, refreshProfile } from '../src/runtime/profile.js';
+import { fitDecodeAttention, profileLocal } from '../src/runtime/profile.js';
 import { median, nonNegativeLeastSquares, trimmedMean } from '../src/util/fit.js';
 import { randomModel, syntheticVocab } from './helpers/random-model.js';
 import { tempDir } from './helpers/files.js';
@@ -101,23 +101,6 @@ test('quick profile of a tiny model: structure, fits, children gone, JSON round 
   assert.ok(e.seconds > 0);
   assert.ok(Object.values(e.source ?? {}).every((s) => s === 'table'), JSON.stringify(e.source));
   assert.equal(cost.decodeAttention(dev, 100, 10).source?.['decode_attn'], 'fit');
-});
-
-test('refreshProfile re-measures the dense tables at the token counts asked and keeps the rest', async () => {
-  const base = await profileLocal({ model: TINY, quick: true, transport: false });
-  const marked: ProfileFile = { ...base, profiles: base.profiles.map((p) => ({ ...p, dense: p.dense.map((t) => ({ ...t, seconds: t.seconds.map(() => 1) })) })) };
-  const fresh = await refreshProfile(marked, { model: TINY, tokens: [1, 4] });
-  const before = marked.profiles[0]!, after = fresh.profiles[0]!;
-  for (const t of after.dense) {
-    t.tokens.forEach((n, j) => {
-      if (n === 1 || n === 4) assert.ok(t.seconds[j]! > 0 && t.seconds[j]! < 1, `${t.op} at ${n} tokens re-measured`);
-      else assert.equal(t.seconds[j], 1, `${t.op} at ${n} tokens kept`);
-    });
-  }
-  assert.deepEqual(after.decodeAttention, before.decodeAttention);
-  assert.deepEqual(fresh.devices, marked.devices);
-  assert.ok(Date.parse(fresh.createdAt) >= Date.parse(marked.createdAt));
-  await assert.rejects(refreshProfile(marked, { model: { ...TINY, dim: 48 }, tokens: [1] }), /no tables for/);
 });
 
 test('decode attention fit recovers exact coefficients and stays non-negative', () => {

@@ -5,7 +5,7 @@
 
 import { cpus, hostname, totalmem } from 'node:os';
 import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
-import { createProfiledCostModel, modelShape, sameShape } from '../cost/profiled.js';
+import { createProfiledCostModel, modelShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
 import type { DeviceSpec } from '../hardware/types.js';
@@ -241,48 +241,6 @@ async function measureRuntime(o: {
     step: rt.step, attend: rt.attend,
     measured: { stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration },
   };
-}
-
-/**
- * `base` (a full profile of `model`'s shape on this machine, one thread) as if measured now for
- * what moves fastest on a shared machine: the dense tables re-measured at `tokens` (the values at
- * those token counts replaced, the others kept) and, given the model file, the runtime's real
- * steps (round trips, step overhead, cold steps, the engine's time, per-sequence costs) redone.
- * Attention tables, the device and the transport table are kept. Takes seconds, where a full
- * profile takes about a minute.
- */
-export async function refreshProfile(base: ProfileFile, o: { model: ModelSpec | LoadedModel; modelPath?: string; tokens: readonly number[]; kernels?: KernelPreference }): Promise<ProfileFile> {
-  const model = 'weights' in o.model ? o.model : randomWeights(validateSpec(o.model, 'profile model'));
-  const spec = model.spec;
-  const shape = modelShape(spec);
-  const i = base.profiles.findIndex((p) => sameShape(p.model, shape));
-  const old = base.profiles[i];
-  const device = base.devices.find((d) => d.name === old?.device);
-  if (old === undefined || device === undefined) throw new HetisError('bad_input', `the profile has no tables for ${spec.name}'s shape to refresh`);
-  const clock = makeClock(base.machine.clock);
-  const kernels = getKernels(o.kernels ?? 'auto');
-  kernels.setThreads(1);
-  const runner = new DenseRunner(model, kernels);
-  const plan = { ...makePlan(spec, {}), tokens: [...new Set(o.tokens)].sort((a, b) => a - b) };
-  await warmUp(clock, runner, plan);
-  const fresh = await measureDense(clock, runner, plan, () => {});
-  const dense = old.dense.map((t) => {
-    const f = fresh.find((x) => x.op === t.op && x.tp === t.tp);
-    if (f === undefined) return t;
-    const seconds = t.tokens.map((n, j) => { const k = f.tokens.indexOf(n); return k >= 0 ? f.seconds[k]! : t.seconds[j]!; });
-    return { ...t, seconds };
-  });
-  let profile: DeviceProfile = { ...old, dense };
-  const links = [...base.links];
-  const da = old.decodeAttention;
-  if (o.modelPath !== undefined && links[0] !== undefined && da !== undefined) {
-    const rt = await measureRuntime({ spec, modelPath: o.modelPath, device, dense, decodeAttention: da, runner, clock, pauseMs: plan.pauseMs, quick: false });
-    const ping = links[0].runtime?.pingLatency ?? links[0].latency;
-    const shift = ping - links[0].latency;
-    links[0] = withRuntimeLatency({ ...links[0], latency: ping, seconds: links[0].seconds.map((x) => x + shift) }, rt.step, rt.attend);
-    profile = { ...profile, ...rt.measured };
-  }
-  return { ...base, createdAt: new Date().toISOString(), profiles: base.profiles.map((p, j) => (j === i ? profile : p)), links };
 }
 
 /**
