@@ -162,6 +162,7 @@ test('hetis profile --quick writes the profile (default path under the current d
   assert.ok([...cold.wake, ...cold.afterPrefill].every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(cold));
   const eng = prof.engineStep!;
   assert.ok(eng.fixed >= 0 && eng.perSequence >= 0 && (eng.points ?? []).length > 0, JSON.stringify(eng));
+  assert.ok(eng.afterPrefill !== undefined && eng.afterPrefill.length === cold.afterPrefill.length && eng.afterPrefill.every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(eng));
   const inStep = prof.denseInStep!;
   assert.ok(ascending(inStep.tokens) && inStep.tokens[0] === 1 && inStep.local.length === inStep.tokens.length && inStep.remote.length === inStep.tokens.length, JSON.stringify(inStep));
   // Ratios of the same work in a step and outside it (near 1 for the built-in model; for this

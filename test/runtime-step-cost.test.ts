@@ -26,7 +26,7 @@ const profile: DeviceProfile = {
   device: device.name, model: modelShape(spec), precision: FP32,
   dense: [{ op: 'qkv', tp: 1, tokens: [1, 64], seconds: [1e-5, 1e-4] }],
   coldSteps: { idle: [0.001, 0.1], wake: [2e-4, 8e-4], afterPrefill: [3e-4, 1e-4] },
-  engineStep: { fixed: 5e-5, perSequence: 1e-5 },
+  engineStep: { fixed: 5e-5, perSequence: 1e-5, afterPrefill: [4e-5, 2e-5] },
 };
 const cost = createProfiledCostModel(createRooflineCostModel(spec, FP32), [profile]);
 
@@ -45,6 +45,9 @@ test('cold steps: wake-up linear in log idle between the measured idles, none be
   close(cost.coldStep!(device, 0.01, 1), 5e-4 + 1e-4, 'both');
   close(cost.coldStep!(device, 0, 2), 0, 'past the measured steps');
   close(cost.engineStep!(device, 4), 5e-5 + 4e-5, 'engine step');
+  close(cost.engineStep!(device, 4, 0), 5e-5 + 4e-5 + 4e-5, 'engine step right after a prefill');
+  close(cost.engineStep!(device, 4, 1), 5e-5 + 4e-5 + 2e-5, 'the one after');
+  close(cost.engineStep!(device, 4, 2), 5e-5 + 4e-5, 'past the measured steps');
 });
 
 test('runtime step: the cold extra is in the latency (after-prefill only for decode steps), the engine work only in the interval', () => {
@@ -57,10 +60,12 @@ test('runtime step: the cold extra is in the latency (after-prefill only for dec
   close(warm.interval - warm.seconds, 5e-5 + 2 * 1e-5, 'engine work after the step');
   const after = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ idle: 0, sincePrefill: 0 }));
   close(after.seconds - warm.seconds, 3e-4, 'decode step after a prefill');
+  close(after.interval - after.seconds, 5e-5 + 2 * 1e-5 + 4e-5, 'the engine\'s work after it, cold too');
   const woken = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ idle: 0.1 }));
   close(woken.seconds - warm.seconds, 8e-4, 'after 100 ms idle');
   const prefill = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ prefill: [{ tokens: 8, context: 0 }], idle: 0, sincePrefill: 0 }));
   close(prefill.parts['cold']!, 0, 'a step with prefill pays no after-prefill extra');
+  close(prefill.interval - prefill.seconds, 5e-5 + 3 * 1e-5, 'nor does the engine after it');
 });
 
 test('runtime step: freeing KV on attention devices costs a round trip each before the step (in parallel), on the primary nothing', () => {

@@ -69,8 +69,8 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     migrateHead(device: DeviceSpec, link: LinkSpec, bytes: number) {
       return base.migrateHead?.(actual(device), link, bytes);
     },
-    engineStep(device: DeviceSpec, sequences: number) {
-      return base.engineStep?.(actual(device), sequences) ?? 0;
+    engineStep(device: DeviceSpec, sequences: number, sincePrefill?: number) {
+      return base.engineStep?.(actual(device), sequences, sincePrefill) ?? 0;
     },
     servingEvents(device: DeviceSpec) {
       return base.servingEvents?.(actual(device)) ?? NO_SERVING_EVENTS;

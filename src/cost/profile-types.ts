@@ -140,6 +140,11 @@ export interface MessagePerSequence {
 export interface EngineStepProfile {
   fixed: number;
   perSequence: number;
+  /**
+   * Extra seconds of it after the decode steps right after a prefill: [0] after the first one,
+   * [1] the second, ... (the engine's code and data come back cold, as the workers' do).
+   */
+  afterPrefill?: number[];
   /** The medians it was fitted to. */
   points?: { sequences: number; gap: number }[];
 }

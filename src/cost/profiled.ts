@@ -249,10 +249,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       return Math.max(0, m.perHead + 2 * (this.sendRecv(link, bytes).seconds - this.sendRecv(link, m.bytes).seconds));
     },
 
-    engineStep(device, sequences) {
+    engineStep(device, sequences, sincePrefill) {
       const e = byDevice.get(device.name)?.engineStep;
-      if (e === undefined) return base.engineStep?.(device, sequences) ?? 0;
-      return e.fixed + e.perSequence * sequences;
+      if (e === undefined) return base.engineStep?.(device, sequences, sincePrefill) ?? 0;
+      return e.fixed + e.perSequence * sequences + (sincePrefill !== undefined ? e.afterPrefill?.[sincePrefill] ?? 0 : 0);
     },
 
     servingEvents(device) {

@@ -120,9 +120,11 @@ export interface CostModel {
   /**
    * Optional: seconds the engine process spends between two steps of `sequences` sequences
    * (scheduling, placing, predicting, bookkeeping) on the machine of `device`, when the engine
-   * drives worker processes (DeviceProfile.engineStep). Absent: nothing.
+   * drives worker processes (DeviceProfile.engineStep); for a decode step `sincePrefill` steps
+   * after the last one with prefill tokens (0: right after), also what the engine's cold code
+   * and data add then. Absent: nothing.
    */
-  engineStep?(device: DeviceSpec, sequences: number): number;
+  engineStep?(device: DeviceSpec, sequences: number, sincePrefill?: number): number;
   /**
    * Optional: seconds serving over HTTP adds to the engine process per event on the machine of
    * `device` (DeviceProfile.serving): each request admitted into a step and each one a step

@@ -169,9 +169,9 @@ const FREE_MESSAGE_BYTES = 64;
  *
  * with the dense work and the LM head as a worker runs them inside a step (cost.denseInStep: the
  * tables x a factor at the step's rows, larger the more of the attention the primary does itself),
- * and the next step is issued after the engine's own work on this one (cost.engineStep, and
- * cost.servingEvents' `admitted` for each request admitted into it), so the issue interval is the
- * latency plus that.
+ * and the next step is issued after the engine's own work on this one (cost.engineStep, more
+ * right after a prefill, and cost.servingEvents' `admitted` for each request admitted into it),
+ * so the issue interval is the latency plus that.
  *
  * One layer's attention on a device is its decode attention plus its share of the prefill
  * attention (the chunks' heads it holds); off the primaries add its q, k, v out and its output
@@ -272,7 +272,8 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const cold = tokens > 0 ? cost.coldStep?.(first, s.idle ?? 0, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0 : 0;
   const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, free, cold };
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
-  const engineWork = (cost.engineStep?.(first, sequences) ?? 0) + (s.admitted ?? 0) * (cost.servingEvents?.(first).admitted ?? 0);
+  const engineWork = (cost.engineStep?.(first, sequences, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0)
+    + (s.admitted ?? 0) * (cost.servingEvents?.(first).admitted ?? 0);
   return { seconds, interval: seconds + engineWork, parts };
 }
 

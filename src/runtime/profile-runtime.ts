@@ -189,13 +189,14 @@ export async function measureRuntimeRoundTrips(o: {
     }
     await ex.release(['wake']);
     const afterPrefill = await measureAfterPrefill(spec, ex, kvBytes, o.quick === true ? 6 : 24);
-    const cold: ColdSteps = { idle: [...WAKE_IDLE_SECONDS], wake: woken.map((xs) => Math.max(0, median(xs))), afterPrefill };
+    const cold: ColdSteps = { idle: [...WAKE_IDLE_SECONDS], wake: woken.map((xs) => Math.max(0, median(xs))), afterPrefill: afterPrefill.steps };
     const driven = await measureEngineGaps(spec, ex, kvBytes, o.quick === true ? 24 : 64);
     // The step's round trip as the engine drives it: steps issued back to back by hand (above)
     // find the primary still busy after its reply and read ~0.08 ms more than serving does.
     const step = Number.isFinite(driven.transport) ? driven.transport : trimmedMean(local.map((p) => p['transport'] ?? 0));
     return {
-      step, attend: Math.max(0, trimmedMean(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold, engineStep: driven.engineStep,
+      step, attend: Math.max(0, trimmedMean(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold,
+      engineStep: { ...driven.engineStep, afterPrefill: afterPrefill.engine },
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
       migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
@@ -288,19 +289,30 @@ let probeRequests = 0;
  * The decode steps right after a prefill, as the engine runs them: `repeats` times, after a
  * 10 ms idle, one request (an AFTER_PREFILL_PROMPT-token prompt, 32 tokens); the k-th decode
  * step's median less the median of its steps from the 16th on, for k < AFTER_PREFILL_STEPS
- * (>= 0).
+ * (>= 0): `steps`. The same for the engine's own time after each of them (the gap to the next
+ * step's start: its code and data come back cold after a prefill too): `engine`.
  */
-async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, repeats: number): Promise<number[]> {
+async function measureAfterPrefill(spec: ModelSpec, executor: ClusterExecutor, kvBytes: number, repeats: number): Promise<{ steps: number[]; engine: number[] }> {
   const byStep = Array.from({ length: AFTER_PREFILL_STEPS }, () => [] as number[]);
-  const late: number[] = [];
+  const gapByStep = Array.from({ length: AFTER_PREFILL_STEPS }, () => [] as number[]);
+  const late: number[] = [], lateGaps: number[] = [];
   for (let r = 0; r < repeats; r++) {
     sleep(0.01);
     const steps = await runEngine(spec, executor, kvBytes, AFTER_PREFILL_PROMPT, [{ id: `probe-${probeRequests++}`, maxTokens: 32 }]);
-    const decode = steps.filter((s) => s.prefillTokens === 0).map((s) => s.seconds);
-    decode.forEach((t, k) => { if (k < AFTER_PREFILL_STEPS) byStep[k]!.push(t); else if (k >= 16) late.push(t); });
+    const decode = steps.map((s, i) => ({ s, next: steps[i + 1] })).filter((x) => x.s.prefillTokens === 0);
+    decode.forEach(({ s, next }, k) => {
+      const gap = next !== undefined ? next.start - (s.start + s.seconds) : undefined;
+      if (k < AFTER_PREFILL_STEPS) {
+        byStep[k]!.push(s.seconds);
+        if (gap !== undefined) gapByStep[k]!.push(gap);
+      } else if (k >= 16) {
+        late.push(s.seconds);
+        if (gap !== undefined) lateGaps.push(gap);
+      }
+    });
   }
-  const settled = median(late);
-  return byStep.map((xs) => Math.max(0, median(xs) - settled));
+  const extra = (xs: number[][], settled: number[]): number[] => xs.map((x) => (x.length > 0 && settled.length > 0 ? Math.max(0, median(x) - median(settled)) : 0));
+  return { steps: extra(byStep, late), engine: extra(gapByStep, lateGaps) };
 }
 
 /**
