@@ -73,6 +73,8 @@ export class Engine {
   private freed: string[] = [];
   /** Requests finished so far (the serving cost of a simulated step's finishes). */
   private finishedCount = 0;
+  /** Seconds the server's work on one finished request adds to a predicted interval (cost.servingEvents). */
+  private readonly finishCost: number;
   private pendingMigrations: StepMigration[] = [];
   private migratedHeadTokens: number[];
   private migratedHeads: number[];
@@ -97,6 +99,8 @@ export class Engine {
     this.migratedHeadTokens = this.devices.map(() => 0);
     this.migratedHeads = this.devices.map(() => 0);
     this.freedOn = this.devices.map(() => 0);
+    const first = config.stages[0];
+    this.finishCost = first !== undefined ? config.cost.servingEvents?.(first.spec).finished ?? 0 : 0;
   }
 
   /** Every running sequence, virtual engine by virtual engine. */
@@ -213,9 +217,7 @@ export class Engine {
     // step finished (their responses), which only now is known; a real step's next one simply
     // starts later.
     const finished = this.finishedCount - finishedBefore;
-    const interval = result.interval !== undefined
-      ? result.interval + finished * (this.config.cost.servingEvents?.(this.config.stages[0]!.spec).finished ?? 0)
-      : result.seconds;
+    const interval = result.interval !== undefined ? result.interval + finished * this.finishCost : result.seconds;
     this.lastEnd = now + interval;
     this.trim(this.steps);
     const record: StepRecord = {

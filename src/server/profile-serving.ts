@@ -85,13 +85,13 @@ function runClient(url: string, model: string, requests: readonly ProbeRequest[]
   });
 }
 
-/** Short requests every SHORT_EVERY and long ones every LONG_EVERY for `seconds`, from `offset`. */
-function probeRequests(seconds: number, offset: number, vocab: number, context: number): ProbeRequest[] {
+/** Short requests every SHORT_EVERY and long ones every LONG_EVERY for `seconds`. */
+function probeRequests(seconds: number, vocab: number, context: number): ProbeRequest[] {
   const prompt = (k: number): number[] => Array.from({ length: PROMPT }, (_, i) => 1 + ((k * 31 + i * 13) % (vocab - 1)));
   const out: ProbeRequest[] = [];
   const long = Math.max(SHORT_TOKENS, Math.min(200, context - PROMPT - 1));
-  for (let t = 0, k = 0; t < seconds; t += LONG_EVERY, k++) out.push({ at: offset + t, prompt: prompt(k), maxTokens: long });
-  for (let t = SHORT_EVERY / 3, k = 1000; t < seconds; t += SHORT_EVERY, k++) out.push({ at: offset + t, prompt: prompt(k), maxTokens: SHORT_TOKENS });
+  for (let t = 0, k = 0; t < seconds; t += LONG_EVERY, k++) out.push({ at: t, prompt: prompt(k), maxTokens: long });
+  for (let t = SHORT_EVERY / 3, k = 1000; t < seconds; t += SHORT_EVERY, k++) out.push({ at: t, prompt: prompt(k), maxTokens: SHORT_TOKENS });
   return out.sort((a, b) => a.at - b.at);
 }
 
@@ -124,9 +124,10 @@ export async function measureServing(o: ServingProbeOptions): Promise<ServingPro
     const engine = server.engine;
     // Warm-up first (a fresh cluster's processes run 10-20% slower until their JIT has seen
     // varied work), then the measured run; both are one client's open-loop schedule.
-    const warm = await runClient(server.url, 'serving-probe', probeRequests(seconds, 0, spec.vocabSize, spec.contextLength), 60 + 4 * seconds, o.onSpawn);
+    const requests = probeRequests(seconds, spec.vocabSize, spec.contextLength);
+    const warm = await runClient(server.url, 'serving-probe', requests, 60 + 4 * seconds, o.onSpawn);
     const firstStep = engine.steps.length, firstRecord = engine.records.length;
-    const run = await runClient(server.url, 'serving-probe', probeRequests(seconds, 0, spec.vocabSize, spec.contextLength), 60 + 4 * seconds, o.onSpawn);
+    const run = await runClient(server.url, 'serving-probe', requests, 60 + 4 * seconds, o.onSpawn);
     if (warm.failed + run.failed > 0) throw new HetisError('unavailable', `the serving probe's server failed ${warm.failed + run.failed} of its requests`);
     return servingCosts(engine.steps.slice(firstStep), engine.records.slice(firstRecord), PROMPT);
   } finally {
@@ -154,17 +155,21 @@ export async function withServing(profile: ProfileFile, o: Omit<ServingProbeOpti
  */
 export function servingCosts(steps: readonly StepRecord[], records: readonly RequestRecord[], prompt: number): ServingProfile {
   const arrivals = records.map((r) => r.arrival).sort((a, b) => a - b);
-  const ends = new Set(records.map((r) => r.finishedAt));
+  const finishedAt = new Map<number, number>();
+  for (const r of records) finishedAt.set(r.finishedAt, (finishedAt.get(r.finishedAt) ?? 0) + 1);
+  let next = 0; // the first arrival not yet counted (steps come in order, their intervals one after another)
   const gaps: Record<'none' | 'admitted' | 'finished', number[]> = { none: [], admitted: [], finished: [] };
   const excess: Record<'none' | 'arrival', number[]> = { none: [], arrival: [] };
   for (let i = 0; i + 1 < steps.length; i++) {
     const a = steps[i]!, b = steps[i + 1]!;
     const end = a.start + a.seconds;
     const gap = b.start - end;
+    while (next < arrivals.length && arrivals[next]! < a.start) next++;
+    let arrived = 0;
+    while (next < arrivals.length && arrivals[next]! < b.start) { next++; arrived++; }
     if (gap > IDLE) continue;
     const admitted = Math.round(a.prefillTokens / prompt);
-    const finished = ends.has(end) ? records.filter((r) => r.finishedAt === end).length : 0;
-    const arrived = countIn(arrivals, a.start, b.start);
+    const finished = finishedAt.get(end) ?? 0;
     const decodeOnly = a.prefillTokens === 0 && a.migrations === 0;
     if (finished === 0 && arrived === 0) {
       if (admitted === 0 && decodeOnly) { gaps.none.push(gap); excess.none.push(b.start - a.start - a.predictedSeconds); }
@@ -180,11 +185,4 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
     admitted: over(gaps.admitted, gaps.none), finished: over(gaps.finished, gaps.none), arrival: over(excess.arrival, excess.none),
     samples: { none: gaps.none.length, admitted: gaps.admitted.length, finished: gaps.finished.length, arrival: excess.arrival.length },
   };
-}
-
-/** Values of ascending `xs` in [from, to). */
-function countIn(xs: readonly number[], from: number, to: number): number {
-  let n = 0;
-  for (const x of xs) if (x >= from && x < to) n++;
-  return n;
 }
