@@ -59,8 +59,8 @@ export interface DeviceProfile {
   prefillAttention?: PrefillAttentionProfile;
   /**
    * Seconds a step's work on this device takes beyond its ops' tables when a worker process runs
-   * it, woken by the step's message (caches and predictors cold after waiting): measured on
-   * one-token steps of a real local cluster (`hetis profile` of a model file).
+   * it: measured on one-token steps of a real local cluster (`hetis profile` of a model file),
+   * their attention beyond the attention table (the dense work's in-step cost is `denseInStep`'s).
    */
   stepOverhead?: number;
   /**

@@ -26,8 +26,9 @@ export interface RuntimeRoundTrips {
   /** Mean (trimmedMean) primary -> attention worker -> primary round trip of one layer's attend call, less the attention, seconds. */
   attend: number;
   /**
-   * Median of the primary's measured work in a one-token step (dense ops, LM head, attention)
-   * beyond the tables' dense work x `denseInStep` and the attention, seconds (>= 0).
+   * Median of the primary's attention in a one-token step with its heads local beyond the
+   * attention table's (a layer's call around the heads), seconds (>= 0); the dense work's in-step
+   * cost is `denseInStep`'s.
    */
   stepOverhead: number;
   /** The primary's dense work in real steps against the tables, heads local and remote. */
@@ -153,8 +154,10 @@ export async function measureRuntimeRoundTrips(o: {
     await ex.release(ids);
     const attendPerSequence = Math.max(0, (trimmedMean(attendMany) - trimmedMean(attend)) / (MANY_SEQUENCES - 1));
     const denseInStep = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.quick === true);
-    const oneLocal = denseInStep.local[0]! * o.dense(1, 1);
-    const over = local.map((p) => (p['dense'] ?? 0) + (p['attention'] ?? 0) - oneLocal - spec.nLayers * o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
+    // The dense part of these steps is denseInStep's (measured against the work timed beside its
+    // own steps): against the tables it would also carry the machine's drift since they were
+    // measured (0 to 0.09 ms a step between profiles). What is left is the attention's excess.
+    const over = local.map((p) => (p['attention'] ?? 0) - spec.nLayers * o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
 
     // Migrations: every head of a `context`-token sequence moved to the other device before a
     // one-token step, back and forth; the time of the step's migration part per head.
