@@ -11,7 +11,7 @@
 // one-token dense work in a fresh process (the machine's drift since profiling). Writes
 // docs/fidelity.md (between its generated markers) and its charts (docs/fidelity/).
 //
-//   npm run fidelity [-- --quick] [--profile FILE] [--layouts default,no-slowdown] [--seconds S] [--repeats N] [--out FILE]
+//   npm run fidelity [-- --quick] [--profile FILE] [--profile-repeats N] [--layouts default,no-slowdown] [--seconds S] [--repeats N] [--out FILE]
 //
 // One JSON line per run and one per workload and rate (its medians) on stdout, progress on
 // stderr. --quick: one layout, two rates, short runs, one repeat, written to
@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { medianProfile } from '../src/cost/merge-profiles.js';
 import type { ProfileFile } from '../src/cost/profile-types.js';
 import type { StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     layouts: { type: 'string' },
     seconds: { type: 'string' },
     repeats: { type: 'string' },
+    'profile-repeats': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -69,6 +71,9 @@ const MIN_REQUESTS = quick ? 20 : 40;
 /** Runs of each workload and rate. */
 const REPEATS = Number(args.repeats ?? (quick ? 1 : 3));
 if (!Number.isInteger(REPEATS) || REPEATS < 1) throw new Error(`--repeats must be a positive integer, got ${args.repeats}`);
+/** Profiles taken in a row and merged (each number their median): one is a snapshot of ~90 s of a machine whose speed moves. */
+const PROFILE_REPEATS = Number(args['profile-repeats'] ?? (quick ? 1 : 3));
+if (!Number.isInteger(PROFILE_REPEATS) || PROFILE_REPEATS < 1) throw new Error(`--profile-repeats must be a positive integer, got ${args['profile-repeats']}`);
 if (!(RUN_SECONDS > 0)) throw new Error(`--seconds must be a positive number, got ${args.seconds}`);
 /** The warm-up before a layout's runs (not measured). */
 const WARMUP = quick ? { rate: 10, count: 50 } : { rate: 10, count: 250 };
@@ -123,22 +128,28 @@ function workloadAt(kind: 'trace' | 'poisson', rate: number, context: number): L
   return scaledTrace(w, TRACE_SCALE, context);
 }
 
-async function measureProfile(): Promise<{ profile: ProfileFile; path: string; seconds: number }> {
-  if (args.profile !== undefined) return { profile: JSON.parse(readFileSync(args.profile, 'utf8')) as ProfileFile, path: args.profile, seconds: 0 };
-  log('profiling this machine for the built-in model (full grid; what `hetis profile --model models/hetis-kjv.gguf` measures)');
+async function measureProfile(): Promise<{ profile: ProfileFile; path: string; seconds: number; passes: number[] }> {
+  if (args.profile !== undefined) return { profile: JSON.parse(readFileSync(args.profile, 'utf8')) as ProfileFile, path: args.profile, seconds: 0, passes: [] };
+  log(`profiling this machine for the built-in model (full grid; what \`hetis profile --model models/hetis-kjv.gguf${PROFILE_REPEATS > 1 ? ` --repeats ${PROFILE_REPEATS}` : ''}\` measures)`);
   const t0 = performance.now();
-  let last = 0;
-  let profile = await profileLocal({
-    model, quick, modelPath,
-    onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${d}/${t}: ${l}`); } },
-  });
-  if (!quick) {
-    log('profile: serving over HTTP (a server over a local cluster, a client process; ~10 s)');
-    profile = await withServing(profile, { modelPath });
+  const taken: ProfileFile[] = [];
+  for (let r = 0; r < PROFILE_REPEATS; r++) {
+    const pass = PROFILE_REPEATS > 1 ? `pass ${r + 1} of ${PROFILE_REPEATS}: ` : '';
+    let last = 0;
+    let one = await profileLocal({
+      model, quick, modelPath,
+      onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${pass}${d}/${t}: ${l}`); } },
+    });
+    if (!quick) {
+      log(`profile ${pass}serving over HTTP (a server over a local cluster, a client process; ~10 s)`);
+      one = await withServing(one, { modelPath });
+    }
+    taken.push(one);
   }
+  const profile = medianProfile(taken);
   mkdirSync(dirname(cachePath), { recursive: true });
   writeFileSync(cachePath, `${JSON.stringify(profile, null, 2)}\n`);
-  return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000 };
+  return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000, passes: taken.map((p) => p.devices[0]!.peakFlops) };
 }
 
 /** Median one-token dense sweep, seconds, timed in a fresh process (scripts/fidelity-speed.ts). */
@@ -154,7 +165,7 @@ async function main(): Promise<void> {
   const workloads: ('trace' | 'poisson')[] = traceFile !== undefined ? ['trace', 'poisson'] : ['poisson'];
   if (traceFile === undefined) log('the Azure conversation trace (splitwise_conv.csv) is not in ../shared/data/traces or $HETIS_TRACE_DIR: the trace workload is skipped');
   const layouts = (args.layouts ?? (quick ? 'default' : 'default,no-slowdown')).split(',');
-  const { profile, path: profilePath, seconds: profileSeconds } = await measureProfile();
+  const { profile, path: profilePath, seconds: profileSeconds, passes } = await measureProfile();
   const reference = await speedProbe();
   const groups: Group[] = [];
   const line = (o: Record<string, unknown>, c: Pick<Comparison, 'figures' | 'steps' | 'saturated'>): void => {
@@ -197,7 +208,7 @@ async function main(): Promise<void> {
     }
   }
   const wall = (performance.now() - started) / 1000;
-  writeDoc(groups, { profile, profilePath, profileSeconds, wall, layouts, traceFile });
+  writeDoc(groups, { profile, profilePath, profileSeconds, passes, wall, layouts, traceFile });
   log(`wrote ${relative(root, docPath)} (${wall.toFixed(0)} s)`);
 }
 
@@ -266,7 +277,7 @@ function charts(groups: readonly Group[], layout: string): string[] {
   return out;
 }
 
-function writeDoc(groups: readonly Group[], o: { profile: ProfileFile; profilePath: string; profileSeconds: number; wall: number; layouts: string[]; traceFile: string | undefined }): void {
+function writeDoc(groups: readonly Group[], o: { profile: ProfileFile; profilePath: string; profileSeconds: number; passes: number[]; wall: number; layouts: string[]; traceFile: string | undefined }): void {
   const p = o.profile;
   const link = p.links[0];
   const da = p.profiles[0]?.decodeAttention;
@@ -276,7 +287,8 @@ function writeDoc(groups: readonly Group[], o: { profile: ProfileFile; profilePa
   parts.push(`Machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${p.machine.kernels}. ` +
     `Load average (1 min) before each run: ${groups.flatMap((g) => g.runs.map((r) => r.loadBefore.toFixed(1))).join(', ')} (other tenants share these cores).`);
   parts.push('');
-  parts.push(`Profile: \`${relative(root, o.profilePath)}\`${o.profileSeconds > 0 ? ` (measured by this run in ${o.profileSeconds.toFixed(0)} s)` : ''}, ${p.machine.clock} clock: ` +
+  const passes = o.passes.length > 1 ? `; ${o.passes.length} profiles in a row, each number their median (GFLOP/s ${o.passes.map((f) => (f / 1e9).toFixed(0)).join(', ')})` : '';
+  parts.push(`Profile: \`${relative(root, o.profilePath)}\`${o.profileSeconds > 0 ? ` (measured by this run in ${o.profileSeconds.toFixed(0)} s${passes})` : ''}, ${p.machine.clock} clock: ` +
     `${(p.devices[0]!.peakFlops / 1e9).toFixed(0)} GFLOP/s, ${(p.devices[0]!.memoryBandwidth / 1e9).toFixed(1)} GB/s; ` +
     (da !== undefined ? `decode attention ${(da.fixed * 1e6).toFixed(1)} us + ${(da.perHead * 1e6).toFixed(2)} us/head + ${(da.perHeadToken * 1e9).toFixed(1)} ns/head-token; ` : '') +
     (link !== undefined ? `worker link ${(link.latency * 1e6).toFixed(0)} us + ${(link.bandwidth / 1e9).toFixed(2)} GB/s.` : ''));

@@ -169,10 +169,20 @@ test('hetis profile --quick writes the profile (default path under the current d
   // tiny one the step's own fixed work outweighs its ops: up to ~3 at one token under load).
   assert.ok([...inStep.local, ...inStep.remote].every((x) => Number.isFinite(x) && x > 0.3 && x < 20), JSON.stringify(inStep));
 
+  // Two profiles in a row, merged: each number their median (of two, their mean).
   const out = join(dir, 'sub', 'p.json');
-  const b = run(dir, '--out', out, '--threads', '1');
+  const b = run(dir, '--out', out, '--threads', '1', '--repeats', '2');
   assert.equal(b.status, 0, String(b.stderr));
-  assert.equal((JSON.parse(readFileSync(out, 'utf8')) as ProfileFile).version, 1);
+  assert.match(String(b.stderr), /pass 1 of 2: dense ops/);
+  assert.match(String(b.stderr), /pass 2 of 2: dense ops/);
+  const passes = /2 passes, each number their median; GFLOP\/s per pass: ([\d.]+), ([\d.]+)/.exec(String(b.stderr));
+  assert.ok(passes !== null, String(b.stderr));
+  const merged = JSON.parse(readFileSync(out, 'utf8')) as ProfileFile;
+  assert.equal(merged.version, 1);
+  assert.ok(Math.abs(merged.devices[0]!.peakFlops / 1e9 - (Number(passes[1]) + Number(passes[2])) / 2) <= 0.1, `${merged.devices[0]!.peakFlops} against ${passes[0]}`);
+  const zero = run(dir, '--repeats', '0');
+  assert.equal(zero.status, 1);
+  assert.match(String(zero.stderr), /--repeats must be a whole number of at least 1/);
 
   const bad = run(dir, '--threads', 'many');
   assert.equal(bad.status, 1);

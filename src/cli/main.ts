@@ -53,6 +53,7 @@ program
   .option('--model <name|path>', 'model whose shape to profile: catalog name, GGUF, llama2.c or config.json (default: the stories15M shape); weights are random')
   .option('--threads <n>', 'threads for the matrix kernels', num('--threads', true), 1)
   .option('--quick', 'a reduced grid and fewer repeats (seconds; for tests and smoke runs)')
+  .option('--repeats <n>', 'profile this many times in a row and keep each number\'s median (a shared machine\'s speed moves from minute to minute)', num('--repeats', true), 1)
   .addOption(new Option('--kernels <kind>', 'matrix kernels').choices(['auto', 'native', 'reference']).default('auto'))
   .addOption(new Option('--clock <kind>', 'time source: process CPU time (default with one thread) or wall time').choices(['cpu', 'wall']))
   .action((opts) => runCommand(() => profileCommand(opts)));
