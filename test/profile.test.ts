@@ -157,6 +157,7 @@ test('hetis profile --quick writes the profile (default path under the current d
   // A model file: real steps of a local cluster running it were measured too.
   const prof = p.profiles[0]!;
   assert.ok(prof.stepOverhead !== undefined && prof.stepOverhead >= 0, 'step overhead');
+  assert.ok(prof.attentionInStep !== undefined && Number.isFinite(prof.attentionInStep) && prof.attentionInStep >= 0, `attention in step ${prof.attentionInStep}`);
   const cold = prof.coldSteps!;
   assert.ok(ascending(cold.idle) && cold.wake.length === cold.idle.length && cold.afterPrefill.length > 0, JSON.stringify(cold));
   assert.ok([...cold.wake, ...cold.afterPrefill].every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(cold));

@@ -30,6 +30,10 @@ const profile: DeviceProfile = {
 };
 const cost = createProfiledCostModel(createRooflineCostModel(spec, FP32), [profile]);
 
+const PROFILE_FILE = (p: DeviceProfile): Parameters<typeof localEngineConfig>[3] => ({
+  profile: { format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device], profiles: [p], links: [] },
+});
+
 function close(a: number, b: number, what: string): void {
   assert.ok(Math.abs(a - b) <= 1e-12, `${what}: ${a} != ${b}`);
 }
@@ -95,6 +99,20 @@ test('runtime step: each sequence adds its share to the step message and to the 
   // Two (request, head) pairs on a1: at most two sequences there, in each layer's attend call
   // (the shared-core sum: the primary's and a1's attention add up, and so do the messages).
   close(b.parts['attention']! - a.parts['attention']!, spec.nLayers * 2 * 2e-5, 'two sequences per attend call');
+});
+
+test('runtime step: the primary\'s decode attention in a step adds the profile\'s in-step cost per head-token; an attention worker\'s does not', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
+  const withInStep = (e: number | undefined): ReturnType<typeof localEngineConfig> => localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, ...(e !== undefined ? { attentionInStep: e } : {}) }));
+  const plain = withInStep(undefined), cold = withInStep(1e-8);
+  close(cold.cost.attentionInStep!(device), 1e-8, 'read from the profile');
+  const shape = (heads: number[], headTokens: number[]): StepShape => ({
+    prefill: [], decodeTokens: 2, sampledRows: 2, decodeHeads: heads, decodeHeadTokens: headTokens, shippedHeadTokens: [0, 0], migratedHeadTokens: [0, 0],
+  });
+  const local = shape([4, 0], [400, 0]), remote = shape([0, 4], [0, 400]);
+  const att = (cfg: ReturnType<typeof localEngineConfig>, s: StepShape): number => stepCost(cfg.cost, cfg.stages, cfg.devices, s).parts['attention']!;
+  close(att(cold, local) - att(plain, local), spec.nLayers * 400 * 1e-8, 'every layer, every head-token on the primary');
+  close(att(cold, remote), att(plain, remote), 'heads on an attention worker');
 });
 
 test('runtime step: a migrated head costs its measured time, adjusted for its bytes crossing the link twice', () => {
@@ -176,10 +194,6 @@ test('the engine tells each step its idle time and the steps since the last pref
   assert.deepEqual(view[4]!.slice(0, 1), ['D']);
   close(view[4]![1] as number, 0.0001, 'a small gap');
   assert.equal(view[4]![2], 0);
-});
-
-const PROFILE_FILE = (p: DeviceProfile): Parameters<typeof localEngineConfig>[3] => ({
-  profile: { format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device], profiles: [p], links: [] },
 });
 
 test('serving events: an admission adds to the interval after its step, not to its latency', () => {

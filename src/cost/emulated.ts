@@ -63,6 +63,9 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     coldStep(device: DeviceSpec, idle: number, sincePrefill: number | undefined) {
       return base.coldStep?.(actual(device), idle, sincePrefill) ?? 0;
     },
+    attentionInStep(device: DeviceSpec) {
+      return base.attentionInStep?.(actual(device)) ?? 0;
+    },
     messagePerSequence(device: DeviceSpec) {
       return base.messagePerSequence?.(actual(device)) ?? { step: 0, attend: 0 };
     },

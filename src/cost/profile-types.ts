@@ -78,6 +78,14 @@ export interface DeviceProfile {
   engineStep?: EngineStepProfile;
   /** What each sequence adds to the runtime's round trips (`hetis profile` of a model file). */
   messagePerSequence?: MessagePerSequence;
+  /**
+   * Seconds each (KV head, token) a device attends on the primary in a real step adds to one
+   * layer's decode attention beyond `decodeAttention` (whose table attends the same heads again
+   * and again, their KV in the caches; in a step the dense work between two layers has evicted
+   * it): measured on decode steps of many sequences at a short and a long context (`hetis profile`
+   * of a model file).
+   */
+  attentionInStep?: number;
   /** How long moving one KV head between workers takes (`hetis profile` of a model file). */
   migration?: MigrationProfile;
   /** What serving requests over HTTP adds to the engine process's time (`hetis profile` of a model file). */

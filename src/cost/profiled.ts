@@ -41,6 +41,7 @@ interface DeviceTables {
   coldSteps?: ColdSteps;
   engineStep?: EngineStepProfile;
   messagePerSequence?: MessagePerSequence;
+  attentionInStep?: number;
   migration?: MigrationProfile;
   serving?: ServingProfile;
 }
@@ -101,6 +102,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
+    if (p.attentionInStep !== undefined) t.attentionInStep = p.attentionInStep;
     if (p.migration !== undefined) t.migration = p.migration;
     if (p.serving !== undefined) t.serving = p.serving;
     if (p.prefillAttention !== undefined) {
@@ -236,6 +238,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       const c = byDevice.get(device.name)?.coldSteps;
       if (c === undefined) return base.coldStep?.(device, idle, sincePrefill) ?? 0;
       return wakeUp(c, idle) + (sincePrefill !== undefined ? c.afterPrefill[sincePrefill] ?? 0 : 0);
+    },
+
+    attentionInStep(device) {
+      return byDevice.get(device.name)?.attentionInStep ?? base.attentionInStep?.(device) ?? 0;
     },
 
     messagePerSequence(device) {

@@ -138,6 +138,12 @@ export interface CostModel {
    */
   messagePerSequence?(device: DeviceSpec): { step: number; attend: number };
   /**
+   * Optional: seconds each (KV head, token) the primary attends in a real step adds to one
+   * layer's decode attention beyond `decodeAttention`, when `device` runs worker processes
+   * (DeviceProfile.attentionInStep). Absent: nothing.
+   */
+  attentionInStep?(device: DeviceSpec): number;
+  /**
    * Optional: seconds moving one KV head of `bytes` between worker processes over `link` takes
    * before a step (export, import, drop one after another) on the machine of `device`
    * (DeviceProfile.migration).

@@ -174,7 +174,9 @@ const FREE_MESSAGE_BYTES = 64;
  * so the issue interval is the latency plus that.
  *
  * One layer's attention on a device is its decode attention plus its share of the prefill
- * attention (the chunks' heads it holds); off the primaries add its q, k, v out and its output
+ * attention (the chunks' heads it holds); on the primaries its decode attention also reads KV the
+ * dense work evicted from the caches since the last layer (cost.attentionInStep per head-token);
+ * off the primaries add its q, k, v out and its output
  * back for every (head, token) it holds in the step, what each sequence adds to the call
  * (cost.messagePerSequence; the step message pays its own per sequence), and what the device adds to each call
  * (cost.attendDelay: an emulated slow device's sleep). The primaries' heads are split over the
@@ -199,6 +201,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const localShare = rows > 0 ? localRows / rows : 0;
   let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
   const perSequence = cost.messagePerSequence?.(stages[0]!.spec) ?? { step: 0, attend: 0 };
+  const inStepKv = cost.attentionInStep?.(stages[0]!.spec) ?? 0;
   stages.forEach((st, si) => {
     // Per device: its attention compute, and off the primaries its messages and added delay.
     let computeSum = 0, slowest = 0, network = 0, networkSum = 0, busy = 0;
@@ -206,7 +209,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
       const heads = s.decodeHeads[i] ?? 0;
       const headTokens = s.decodeHeadTokens[i] ?? 0;
       if (d.primary) {
-        const local = (heads > 0 ? cost.decodeAttention(d.spec, headTokens / st.tp, heads / st.tp).seconds : 0)
+        const local = (heads > 0 ? cost.decodeAttention(d.spec, headTokens / st.tp, heads / st.tp).seconds + inStepKv * (headTokens / st.tp) : 0)
           + (prefillTokens > 0 && localPrefillHeads > 0 ? cost.prefillAttention(st.spec, s.prefill, localPrefillHeads / st.tp).seconds : 0);
         computeSum += local * st.tp;
         if (local > 0) busy += st.tp;

@@ -41,12 +41,16 @@ export interface RuntimeRoundTrips {
   engineStep: EngineStepProfile;
   /** What each sequence of a step adds to its step message's and its attend calls' round trips. */
   messagePerSequence: MessagePerSequence;
+  /** Seconds each (KV head, token) the primary attends in a step adds to a layer's attention beyond the table (>= 0). */
+  attentionInStep: number;
   /** A migrated head's copy (export, import, drop) as a step runs it, at a head of `bytes` of KV. */
   migration: MigrationProfile;
 }
 
 /** Sequences a step in the many-sequence attend measurement. */
 const MANY_SEQUENCES = 12;
+/** The long context of the in-step attention measurement, tokens (a scaled conversation's longest). */
+const LONG_CONTEXT = 224;
 
 /** Idle times before the wake-up measurements, seconds (a gap between two steps of a busy engine is ~0.05 ms). */
 export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
@@ -153,6 +157,7 @@ export async function measureRuntimeRoundTrips(o: {
     }
     await ex.release(ids);
     const attendPerSequence = Math.max(0, (trimmedMean(attendMany) - trimmedMean(attend)) / (MANY_SEQUENCES - 1));
+    const attentionInStep = await measureAttentionInStep(spec, plan, ex, o.attention, context, o.quick === true);
     const denseInStep = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.quick === true);
     // The dense part of these steps is denseInStep's (measured against the work timed beside its
     // own steps): against the tables it would also carry the machine's drift since they were
@@ -200,12 +205,48 @@ export async function measureRuntimeRoundTrips(o: {
     return {
       step, attend: Math.max(0, trimmedMean(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold,
       engineStep: { ...driven.engineStep, afterPrefill: afterPrefill.engine },
-      messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence },
+      messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence }, attentionInStep,
       migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
   } finally {
     await cluster.close();
   }
+}
+
+/**
+ * What each (KV head, token) the primary attends in a real step adds to a layer's decode
+ * attention beyond the table (`attention`, per layer): decode steps of MANY_SEQUENCES sequences,
+ * every head on the primary, at `short` and at LONG_CONTEXT tokens of context (what the context
+ * holds); the median excess of each over the table, their difference per head-token (>= 0). The
+ * table attends the same heads again and again; in a step the dense work between two layers has
+ * evicted their KV from the caches (here +4-5 ns a head-token, ~12%, at 128-224 tokens).
+ */
+async function measureAttentionInStep(
+  spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
+  ex: ClusterExecutor, attention: (headTokens: number, heads: number) => number, short: number, quick: boolean,
+): Promise<number> {
+  const steps = quick ? 12 : 32;
+  const long = Math.min(LONG_CONTEXT, spec.contextLength - steps - 2);
+  if (long <= short) return 0;
+  const heads = MANY_SEQUENCES * spec.nKvHeads;
+  const excess = async (context: number): Promise<{ excess: number; headTokens: number }> => {
+    const ids = Array.from({ length: MANY_SEQUENCES }, () => `in-step-${probeRequests++}`);
+    for (const id of ids) await ex.execute(plan(id, 'primary', 0, context));
+    const over: number[] = [], headTokens: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const pos = context + i;
+      const r = await ex.execute(together(ids.map((id) => plan(id, 'primary', pos, 1))));
+      if (i >= steps / 4) { // the first steps after the prompts' prefill are cold ones
+        headTokens.push(heads * (pos + 1));
+        over.push((r.parts?.['attention'] ?? 0) / spec.nLayers - attention(heads * (pos + 1), heads));
+      }
+      await nextTurn();
+    }
+    await ex.release(ids);
+    return { excess: median(over), headTokens: median(headTokens) };
+  };
+  const a = await excess(short), b = await excess(long);
+  return Math.max(0, (b.excess - a.excess) / (b.headTokens - a.headTokens));
 }
 
 /**

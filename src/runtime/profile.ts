@@ -211,7 +211,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
 }
 
 /** What real steps of a local cluster add to a device's profile. */
-type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'migration'>;
+type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'attentionInStep' | 'migration'>;
 
 /**
  * Real steps of a local cluster running the model file, against `dense` and `decodeAttention`
@@ -239,7 +239,10 @@ async function measureRuntime(o: {
   });
   return {
     step: rt.step, attend: rt.attend,
-    measured: { stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence, migration: rt.migration },
+    measured: {
+      stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence,
+      attentionInStep: rt.attentionInStep, migration: rt.migration,
+    },
   };
 }
 
