@@ -9,7 +9,7 @@ import type { ClusterState, DispatchDevice, HeadRequest } from '../src/dispatch/
 import { createDispatcher, placeHeads, batchLayerTime, type Dispatcher } from '../src/dispatch/place.js';
 import { placeHeadsExact } from '../src/dispatch/exact.js';
 import { addRequest, emptyState, applyMigrations, setAlive } from '../src/dispatch/state.js';
-import { planMigrations } from '../src/dispatch/migrate.js';
+import { planMigrations, redispatchTrigger } from '../src/dispatch/migrate.js';
 
 const MODEL: ModelSpec = {
   name: 'm', nLayers: 40, nHeads: 40, nKvHeads: 8, headDim: 128, dim: 5120, ffnDim: 13824,
@@ -169,4 +169,22 @@ test('memory pressure moves heads off the device until it is under the target, a
   assert.ok(imb.migrations.length > 0);
   assert.ok(imb.layerSecondsAfter < imb.layerSecondsBefore * 0.9, `${imb.layerSecondsBefore} -> ${imb.layerSecondsAfter}`);
   assert.ok(Math.abs(batchLayerTime(applyMigrations(s2, imb.migrations), disp) - imb.layerSecondsAfter) < 1e-12);
+});
+
+test('re-dispatch trigger: a device past its memory watermark first, else imbalance held for the set number of steps', () => {
+  const policy = { memoryWatermark: 0.9, imbalance: 0.5, imbalanceSteps: 3 };
+  const roomy = [{ used: 10, total: 100 }, { used: 90, total: 100 }]; // at the watermark, not past it
+  const balanced = [1e-3, 1.2e-3];
+  const skewed = [1e-3, 3e-3]; // max / mean - 1 = 0.5 exactly: not past it either
+  const worse = [1e-3, 4e-3];
+  assert.deepEqual(redispatchTrigger(roomy, balanced, policy, 2), { streak: 0 });
+  assert.deepEqual(redispatchTrigger(roomy, skewed, policy, 2), { streak: 0 });
+  assert.deepEqual(redispatchTrigger(roomy, worse, policy, 0), { streak: 1 });
+  assert.deepEqual(redispatchTrigger(roomy, worse, policy, 1), { streak: 2 });
+  assert.deepEqual(redispatchTrigger(roomy, worse, policy, 2), { trigger: { kind: 'imbalance' }, streak: 0 });
+  // Memory comes first and leaves the imbalance streak as it was.
+  const full = [{ used: 10, total: 100 }, { used: 91, total: 100 }];
+  assert.deepEqual(redispatchTrigger(full, worse, policy, 2), { trigger: { kind: 'memory', device: 1 }, streak: 2 });
+  // A device with no blocks never counts as full; fewer than two devices with work: no imbalance.
+  assert.deepEqual(redispatchTrigger([{ used: 0, total: 0 }, { used: 5, total: 100 }], [0, 4e-3], policy, 2), { streak: 0 });
 });

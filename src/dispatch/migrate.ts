@@ -18,6 +18,35 @@ export interface MigrationOptions {
 
 export const DEFAULT_MIGRATION_OPTIONS: MigrationOptions = { memoryTarget: 0.8, minGain: 0.01, maxMigrations: 64 };
 
+/** When the engine re-dispatches between steps (EngineConfig.redispatch). */
+export interface RedispatchPolicy {
+  /** A device whose used blocks pass this fraction of its blocks sheds heads. */
+  memoryWatermark: number;
+  /** Predicted per-device imbalance (max / mean - 1 of the layer times) that counts as imbalanced. */
+  imbalance: number;
+  /** Consecutive imbalanced steps before heads move. */
+  imbalanceSteps: number;
+}
+
+/**
+ * Whether to re-dispatch before the next step: the first device whose used KV blocks pass the
+ * watermark share of its blocks (memory; the imbalance streak is left as it was), else the
+ * per-device layer times of the devices with work (>= 2 of them) imbalanced for
+ * `imbalanceSteps` steps in a row, this one included (`streak`: the steps in a row before it).
+ * Returns the trigger, if any, and the streak after this step (0 once it fires).
+ */
+export function redispatchTrigger(
+  blocks: readonly { used: number; total: number }[], layerTimes: readonly number[], policy: RedispatchPolicy, streak: number,
+): { trigger?: MigrationTrigger; streak: number } {
+  const full = blocks.findIndex((b) => b.total > 0 && b.used > policy.memoryWatermark * b.total);
+  if (full >= 0) return { trigger: { kind: 'memory', device: full }, streak };
+  const times = layerTimes.filter((t) => t > 0);
+  if (times.length < 2) return { streak: 0 };
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  const now = Math.max(...times) / mean - 1 > policy.imbalance ? streak + 1 : 0;
+  return now >= policy.imbalanceSteps ? { trigger: { kind: 'imbalance' }, streak: 0 } : { streak: now };
+}
+
 /** Working copy of the loads and placements that a plan updates as it adds moves. */
 class Draft {
   loads: DeviceLoad[];

@@ -7,7 +7,7 @@ import { assert } from '../util/errors.js';
 import type { CostModel } from '../cost/types.js';
 import { createDispatcher, placeHeads, type Dispatcher } from '../dispatch/place.js';
 import { placeHeadsByMemory } from '../dispatch/static.js';
-import { planMigrations } from '../dispatch/migrate.js';
+import { planMigrations, redispatchTrigger, type RedispatchPolicy } from '../dispatch/migrate.js';
 import { layerTime } from '../dispatch/device-cost.js';
 import type { ClusterState, DeviceLoad, DispatchDevice, MigrationTrigger, PlacedRequest } from '../dispatch/types.js';
 import { KvManager } from './kv-manager.js';
@@ -46,15 +46,7 @@ export interface EngineConfig {
    * listeners see every one as it happens). Absent: keep all (simulation reads them at the end).
    */
   history?: number;
-  redispatch: {
-    enabled: boolean;
-    /** A device whose used blocks pass this fraction sheds heads. */
-    memoryWatermark: number;
-    /** Predicted per-device imbalance (max / mean - 1) that counts as imbalanced. */
-    imbalance: number;
-    /** Consecutive imbalanced steps before heads move. */
-    imbalanceSteps: number;
-  };
+  redispatch: RedispatchPolicy & { enabled: boolean };
 }
 
 export class Engine {
@@ -444,22 +436,11 @@ export class Engine {
   // ---- re-dispatch between steps --------------------------------------------------------------
 
   private redispatch(): void {
-    const cfg = this.config.redispatch;
-    for (let i = 0; i < this.devices.length; i++) {
-      const total = this.kv.totalBlocks(i);
-      if (total > 0 && this.kv.usedBlocks(i) > cfg.memoryWatermark * total) {
-        this.migrate({ kind: 'memory', device: i });
-        return;
-      }
-    }
-    const times = this.devices.map((_, i) => layerTime(this.disp.costs[i]!, this.loads[i]!.heads, this.loads[i]!.headTokens)).filter((t) => t > 0);
-    if (times.length < 2) { this.imbalancedSteps = 0; return; }
-    const mean = times.reduce((a, b) => a + b, 0) / times.length;
-    this.imbalancedSteps = Math.max(...times) / mean - 1 > cfg.imbalance ? this.imbalancedSteps + 1 : 0;
-    if (this.imbalancedSteps >= cfg.imbalanceSteps) {
-      this.imbalancedSteps = 0;
-      this.migrate({ kind: 'imbalance' });
-    }
+    const blocks = this.devices.map((_, i) => ({ used: this.kv.usedBlocks(i), total: this.kv.totalBlocks(i) }));
+    const times = this.devices.map((_, i) => layerTime(this.disp.costs[i]!, this.loads[i]!.heads, this.loads[i]!.headTokens));
+    const { trigger, streak } = redispatchTrigger(blocks, times, this.config.redispatch, this.imbalancedSteps);
+    this.imbalancedSteps = streak;
+    if (trigger !== undefined) this.migrate(trigger);
   }
 
   private migrate(trigger: MigrationTrigger): void {
