@@ -175,7 +175,7 @@ test('re-dispatch trigger: a device past its memory watermark first, else imbala
   const policy = { memoryWatermark: 0.9, imbalance: 0.5, imbalanceSteps: 3 };
   const roomy = [{ used: 10, total: 100 }, { used: 90, total: 100 }]; // at the watermark, not past it
   const balanced = [1e-3, 1.2e-3];
-  const skewed = [1e-3, 3e-3]; // max / mean - 1 = 0.5 exactly: not past it either
+  const skewed = [1e-3, 2.5e-3]; // max / mean - 1 = 0.43: under the threshold
   const worse = [1e-3, 4e-3];
   assert.deepEqual(redispatchTrigger(roomy, balanced, policy, 2), { streak: 0 });
   assert.deepEqual(redispatchTrigger(roomy, skewed, policy, 2), { streak: 0 });
