@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingShared, repoRoot, stories260K, tok512 } from './helpers/shared.js';
@@ -14,6 +14,15 @@ function hetis(...args: string[]): { status: number | null; stdout: string; stde
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+test('the built command runs directly, as `npx hetis` runs it (executable, with its shebang)', (t) => {
+  const bin = join(repoRoot, 'dist/cli/main.js');
+  if (!existsSync(bin)) { t.skip('dist/ is not built (npm run build)'); return; }
+  assert.notEqual(statSync(bin).mode & 0o111, 0, `${bin} is not executable`);
+  const r = spawnSync(bin, ['--help'], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, String(r.stderr));
+  assert.match(r.stdout, /serve/);
+});
 
 test('--help lists the commands', () => {
   const r = hetis('--help');
