@@ -21,14 +21,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { medianProfile } from '../src/cost/merge-profiles.js';
 import type { ProfileFile } from '../src/cost/profile-types.js';
 import type { StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileCachePath } from '../src/cli/profile.js';
-import { profileLocal } from '../src/runtime/profile.js';
-import { withServing } from '../src/server/profile-serving.js';
+import { profileRepeated } from '../src/server/profile-serving.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import { fmt, markdownTable } from '../src/sim/evaluation.js';
@@ -132,24 +130,14 @@ async function measureProfile(): Promise<{ profile: ProfileFile; path: string; s
   if (args.profile !== undefined) return { profile: JSON.parse(readFileSync(args.profile, 'utf8')) as ProfileFile, path: args.profile, seconds: 0, passes: [] };
   log(`profiling this machine for the built-in model (full grid; what \`hetis profile --model models/hetis-kjv.gguf${PROFILE_REPEATS > 1 ? ` --repeats ${PROFILE_REPEATS}` : ''}\` measures)`);
   const t0 = performance.now();
-  const taken: ProfileFile[] = [];
-  for (let r = 0; r < PROFILE_REPEATS; r++) {
-    const pass = PROFILE_REPEATS > 1 ? `pass ${r + 1} of ${PROFILE_REPEATS}: ` : '';
-    let last = 0;
-    let one = await profileLocal({
-      model, quick, modelPath,
-      onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${pass}${d}/${t}: ${l}`); } },
-    });
-    if (!quick) {
-      log(`profile ${pass}serving over HTTP (a server over a local cluster, a client process; ~10 s)`);
-      one = await withServing(one, { modelPath });
-    }
-    taken.push(one);
-  }
-  const profile = medianProfile(taken);
+  let last = 0;
+  const { profile, passes } = await profileRepeated({
+    model, quick, modelPath, passes: PROFILE_REPEATS,
+    onProgress: (d, t, l) => { if (d === t || performance.now() - last > 5000) { last = performance.now(); log(`profile ${l} (${d}/${t})`); } },
+  });
   mkdirSync(dirname(cachePath), { recursive: true });
   writeFileSync(cachePath, `${JSON.stringify(profile, null, 2)}\n`);
-  return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000, passes: taken.map((p) => p.devices[0]!.peakFlops) };
+  return { profile, path: cachePath, seconds: (performance.now() - t0) / 1000, passes: passes.map((p) => p.devices[0]!.peakFlops) };
 }
 
 /** Median one-token dense sweep, seconds, timed in a fresh process (scripts/fidelity-speed.ts). */

@@ -5,13 +5,12 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ProfileFile } from '../cost/profile-types.js';
-import { medianProfile } from '../cost/merge-profiles.js';
 import { modelShape, sameShape } from '../cost/profiled.js';
 import { resolveModelSpec } from '../model/catalog.js';
 import { paramCount, type ModelSpec } from '../model/spec.js';
 import type { KernelPreference } from '../runtime/kernel-select.js';
-import { DEFAULT_PROFILE_SPEC, profileLocal } from '../runtime/profile.js';
-import { withServing } from '../server/profile-serving.js';
+import { DEFAULT_PROFILE_SPEC } from '../runtime/profile.js';
+import { profileRepeated } from '../server/profile-serving.js';
 import { HetisError } from '../util/errors.js';
 import { createProgress } from './progress.js';
 
@@ -50,35 +49,25 @@ export async function profileCommand(f: ProfileFlags): Promise<void> {
   const out = resolve(f.out ?? DEFAULT_PROFILE_PATH);
   const progress = createProgress(process.stderr, 'hetis profile');
   const modelPath = servableFile(f.model) ? resolve(f.model!) : undefined;
-  const repeats = f.repeats ?? 1;
-  if (!(Number.isInteger(repeats) && repeats >= 1)) throw new HetisError('bad_input', `--repeats must be a whole number of at least 1 (got ${repeats})`);
-  const taken: ProfileFile[] = [];
+  let measured;
   try {
-    for (let r = 0; r < repeats; r++) {
-      const pass = repeats > 1 ? `pass ${r + 1} of ${repeats}: ` : '';
-      let one = await profileLocal({
-        model: spec, threads: f.threads, kernels: f.kernels, quick: f.quick === true,
-        ...(modelPath !== undefined ? { modelPath } : {}),
-        ...(f.clock !== undefined ? { clock: f.clock } : {}),
-        onProgress: (done, total, label) => progress.update(done, total, pass + label),
-      });
-      // What serving over HTTP adds (a real server and a client process, ~10 s): not in a quick profile.
-      if (modelPath !== undefined && f.quick !== true) {
-        progress.update(1, 1, `${pass}serving over HTTP (a server over a local cluster, a client process; ~10 s)`);
-        one = await withServing(one, { modelPath });
-      }
-      taken.push(one);
-    }
+    measured = await profileRepeated({
+      model: spec, threads: f.threads, kernels: f.kernels, quick: f.quick === true,
+      ...(f.repeats !== undefined ? { passes: f.repeats } : {}),
+      ...(modelPath !== undefined ? { modelPath } : {}),
+      ...(f.clock !== undefined ? { clock: f.clock } : {}),
+      onProgress: (done, total, label) => progress.update(done, total, label),
+    });
   } finally {
     progress.finish();
   }
-  const profile = medianProfile(taken);
+  const { profile, passes } = measured;
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(profile, null, 2)}\n`);
   const d = profile.devices[0]!;
   const link = profile.links[0];
-  if (repeats > 1) {
-    process.stderr.write(`hetis profile: ${repeats} passes, each number their median; GFLOP/s per pass: ${taken.map((p) => (p.devices[0]!.peakFlops / 1e9).toFixed(1)).join(', ')}\n`);
+  if (passes.length > 1) {
+    process.stderr.write(`hetis profile: ${passes.length} passes, each number their median; GFLOP/s per pass: ${passes.map((p) => (p.devices[0]!.peakFlops / 1e9).toFixed(1)).join(', ')}\n`);
   }
   process.stderr.write(
     `hetis profile: ${d.name} (${profile.machine.kernels}): ${(d.peakFlops / 1e9).toFixed(1)} GFLOP/s, ` +

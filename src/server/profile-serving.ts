@@ -1,14 +1,17 @@
 // Owns: measuring what serving over HTTP adds to the engine process's time (the profile's
 // `serving`): a real HTTP server over a local cluster running the model file, a client process of
 // its own sending it requests open-loop, and the cost of a request's admission, its finish and its
-// arrival read off the engine's step records. Must not: leave a process running.
+// arrival read off the engine's step records; and the whole profile `hetis profile` writes (the
+// runtime's, with these on top, over several passes merged). Must not: leave a process running.
 
 import { spawn } from 'node:child_process';
+import { medianProfile } from '../cost/merge-profiles.js';
 import type { ProfileFile, ServingProfile } from '../cost/profile-types.js';
 import type { RequestRecord, StepRecord } from '../engine/types.js';
 import { loadModel } from '../model/load.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { SERVING_TUNING } from '../runtime/local-devices.js';
+import { profileLocal, type ProfileOptions } from '../runtime/profile.js';
 import { HetisError } from '../util/errors.js';
 import { median } from '../util/fit.js';
 import { localClusterBackend } from './cluster-backend.js';
@@ -139,6 +142,28 @@ export async function measureServing(o: ServingProbeOptions): Promise<ServingPro
 export async function withServing(profile: ProfileFile, o: Omit<ServingProbeOptions, 'profile'>): Promise<ProfileFile> {
   const serving = await measureServing({ ...o, profile });
   return { ...profile, profiles: profile.profiles.map((p) => ({ ...p, serving })) };
+}
+
+/**
+ * What `hetis profile` writes: `profileLocal` `passes` times in a row (default 1), each with the
+ * serving costs measured on it when given a model file and not quick (~10 s), merged into one
+ * profile whose every number is their median (medianProfile). Progress labels say the pass when
+ * there are several. Returns the merged profile and each pass's.
+ */
+export async function profileRepeated(o: ProfileOptions & { passes?: number }): Promise<{ profile: ProfileFile; passes: ProfileFile[] }> {
+  const { passes: n = 1, ...options } = o;
+  if (!(Number.isInteger(n) && n >= 1)) throw new HetisError('bad_input', `--repeats must be a whole number of at least 1 (got ${n})`);
+  const passes: ProfileFile[] = [];
+  for (let r = 0; r < n; r++) {
+    const pass = n > 1 ? `pass ${r + 1} of ${n}: ` : '';
+    let one = await profileLocal({ ...options, onProgress: (done, total, label) => o.onProgress?.(done, total, pass + label) });
+    if (o.modelPath !== undefined && o.quick !== true) {
+      o.onProgress?.(1, 1, `${pass}serving over HTTP (a server over a local cluster, a client process; ~10 s)`);
+      one = await withServing(one, { modelPath: o.modelPath, ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}) });
+    }
+    passes.push(one);
+  }
+  return { profile: medianProfile(passes), passes };
 }
 
 /**
