@@ -12,12 +12,12 @@ import { measureServing, servingCosts } from '../src/server/profile-serving.js';
 
 const MODEL = fileURLToPath(new URL('../models/hetis-kjv.gguf', import.meta.url));
 
-/** Steps back to back: each `seconds` long, predicted `predicted`, then `gap` before the next. */
+/** Steps back to back: each `seconds` long, predicted `predicted` (and 10 us of the engine's work after it), then `gap` before the next. */
 function steps(list: { seconds: number; predicted?: number; gap: number; prefill?: number }[]): StepRecord[] {
   let t = 0;
   return list.map((s, index) => {
     const r: StepRecord = {
-      index, start: t, seconds: s.seconds, interval: s.seconds, predictedSeconds: s.predicted ?? s.seconds,
+      index, start: t, seconds: s.seconds, interval: s.seconds, predictedSeconds: s.predicted ?? s.seconds, predictedInterval: (s.predicted ?? s.seconds) + 10e-6,
       prefillTokens: s.prefill ?? 0, decodeTokens: 1, migrations: 0, migratedBytes: 0, kvUsedBlocks: {},
     };
     t += s.seconds + s.gap;
@@ -50,11 +50,15 @@ test('serving costs: admissions and finishes from the gaps after their steps, ar
   near(c.finished, 300e-6, 'finished');
   // Excess of the interval over the prediction: 1.5 ms + 80 us - 1 ms against 30 us.
   near(c.arrival, 0.55e-3, 'arrival');
+  // Every step: the 30 us gap after a step with no event beyond the 10 us the engine's work was predicted.
+  near(c.step!, 20e-6, 'step');
   assert.deepEqual(c.samples, { none: 16 + 1, admitted: 8, finished: 8, arrival: 8 });
   // Too few steps of a kind: that cost is left at 0.
   const few = servingCosts(s.slice(0, 11), records, 16);
   assert.equal(few.admitted, 0);
   assert.equal(few.samples.admitted, 2);
+  // Records without the engine's predicted interval: nothing to measure the step's part against.
+  assert.equal(servingCosts(s.map(({ predictedInterval: _, ...r }) => r), records, 16).step, 0);
 });
 
 test('the serving probe through a real HTTP server, a local cluster and a client process: every cost measured, no process left', { timeout: 120_000 }, async () => {
@@ -68,6 +72,7 @@ test('the serving probe through a real HTTP server, a local cluster and a client
     assert.ok(s.samples[k] >= 5, `${k} measured over ${s.samples[k]} steps`);
   }
   assert.ok(s.samples.none >= 50, `${s.samples.none} steps with no event`);
+  assert.ok(s.step !== undefined && Number.isFinite(s.step) && s.step >= 0 && s.step < 0.005, `step: ${s.step}`);
   // Finishing a request (the engine's bookkeeping, building and sending its response) costs
   // more than nothing on any machine.
   assert.ok(s.finished > 0, 'a finish costs something');

@@ -157,7 +157,11 @@ test('hetis profile --quick writes the profile (default path under the current d
   // A model file: real steps of a local cluster running it were measured too.
   const prof = p.profiles[0]!;
   assert.ok(prof.stepOverhead !== undefined && prof.stepOverhead >= 0, 'step overhead');
-  assert.ok(prof.attentionInStep !== undefined && Number.isFinite(prof.attentionInStep) && prof.attentionInStep >= 0, `attention in step ${prof.attentionInStep}`);
+  const kvInStep = prof.attentionInStep;
+  assert.ok(typeof kvInStep === 'object' && Number.isFinite(kvInStep.perHead) && Number.isFinite(kvInStep.perHeadToken) && kvInStep.perHeadToken >= 0, `attention in step ${JSON.stringify(kvInStep)}`);
+  // The quick grid's prompt chunk (48 tokens) also gives the prefill attention in a step over its table.
+  const pre = prof.prefillAttentionInStep;
+  assert.ok(pre !== undefined && pre.tokens.length === 1 && pre.tokens[0] === 48 && positive(pre.factor), `prefill attention in step ${JSON.stringify(pre)}`);
   const cold = prof.coldSteps!;
   assert.ok(ascending(cold.idle) && cold.wake.length === cold.idle.length && cold.afterPrefill.length > 0, JSON.stringify(cold));
   assert.ok([...cold.wake, ...cold.afterPrefill].every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(cold));

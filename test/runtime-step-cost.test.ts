@@ -101,18 +101,45 @@ test('runtime step: each sequence adds its share to the step message and to the 
   close(b.parts['attention']! - a.parts['attention']!, spec.nLayers * 2 * 2e-5, 'two sequences per attend call');
 });
 
-test('runtime step: the primary\'s decode attention in a step adds the profile\'s in-step cost per head-token; an attention worker\'s does not', () => {
+test('runtime step: the primary\'s decode attention in a step adds the profile\'s in-step cost per head and per head-token; an attention worker\'s does not', () => {
   const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
-  const withInStep = (e: number | undefined): ReturnType<typeof localEngineConfig> => localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, ...(e !== undefined ? { attentionInStep: e } : {}) }));
-  const plain = withInStep(undefined), cold = withInStep(1e-8);
-  close(cold.cost.attentionInStep!(device), 1e-8, 'read from the profile');
+  const withInStep = (e: DeviceProfile['attentionInStep']): ReturnType<typeof localEngineConfig> => localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, ...(e !== undefined ? { attentionInStep: e } : {}) }));
+  const plain = withInStep(undefined), cold = withInStep({ perHead: 5e-7, perHeadToken: 1e-8 });
+  assert.deepEqual(cold.cost.attentionInStep!(device), { perHead: 5e-7, perHeadToken: 1e-8 }, 'read from the profile');
+  // A profile written before the per-head part: its number is the per-head-token part alone.
+  assert.deepEqual(withInStep(1e-8).cost.attentionInStep!(device), { perHead: 0, perHeadToken: 1e-8 });
+  assert.throws(() => withInStep({ perHead: Number.NaN, perHeadToken: 0 }), /attention in step/);
   const shape = (heads: number[], headTokens: number[]): StepShape => ({
     prefill: [], decodeTokens: 2, sampledRows: 2, decodeHeads: heads, decodeHeadTokens: headTokens, shippedHeadTokens: [0, 0], migratedHeadTokens: [0, 0],
   });
   const local = shape([4, 0], [400, 0]), remote = shape([0, 4], [0, 400]);
   const att = (cfg: ReturnType<typeof localEngineConfig>, s: StepShape): number => stepCost(cfg.cost, cfg.stages, cfg.devices, s).parts['attention']!;
-  close(att(cold, local) - att(plain, local), spec.nLayers * 400 * 1e-8, 'every layer, every head-token on the primary');
+  close(att(cold, local) - att(plain, local), spec.nLayers * (4 * 5e-7 + 400 * 1e-8), 'every layer, every head and head-token on the primary');
   close(att(cold, remote), att(plain, remote), 'heads on an attention worker');
+  // A negative per-head part (the table reading high) never takes the attention below nothing.
+  const under = withInStep({ perHead: -1, perHeadToken: 0 });
+  assert.equal(att(under, local) >= 0 && att(under, local) < att(plain, local), true);
+});
+
+test('runtime step: the primary\'s prefill attention in a step is its table times the profile\'s factor at the step\'s prompt tokens; an attention worker\'s is not', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
+  const prefillAttention = { tokens: [8, 64, 256], seconds: [1e-5, 1e-4, 1e-3] };
+  const withFactor = (f: DeviceProfile['prefillAttentionInStep']): ReturnType<typeof localEngineConfig> =>
+    localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, prefillAttention, ...(f !== undefined ? { prefillAttentionInStep: f } : {}) }));
+  const plain = withFactor(undefined), inStep = withFactor({ tokens: [32, 128], factor: [1.5, 1.1] });
+  close(inStep.cost.prefillAttentionInStep!(device, 16), 1.5, 'below the first chunk: its factor');
+  close(inStep.cost.prefillAttentionInStep!(device, 80), 1.3, 'between two chunks');
+  close(inStep.cost.prefillAttentionInStep!(device, 200), 1.1, 'above the last chunk: its factor');
+  const shape = (tokens: number, shipped: number[]): StepShape => ({
+    prefill: [{ tokens, context: 0 }], decodeTokens: 0, sampledRows: 1, decodeHeads: [0, 0], decodeHeadTokens: [0, 0], shippedHeadTokens: shipped, migratedHeadTokens: [0, 0],
+  });
+  const att = (cfg: ReturnType<typeof localEngineConfig>, s: StepShape): number => stepCost(cfg.cost, cfg.stages, cfg.devices, s).parts['attention']!;
+  const local = shape(32, [0, 0]);
+  close(att(inStep, local), 1.5 * att(plain, local), 'every head on the primary');
+  // Every head on a1: its prefill attention is a1's, with the q/k/v shipped (no factor).
+  const remote = shape(32, [0, 32 * spec.nKvHeads]);
+  close(att(inStep, remote), att(plain, remote), 'heads on an attention worker');
+  assert.throws(() => withFactor({ tokens: [64, 32], factor: [1, 1] }), /prefill attention in step/);
 });
 
 test('runtime step: a migrated head costs its measured time, adjusted for its bytes crossing the link twice', () => {
@@ -196,15 +223,21 @@ test('the engine tells each step its idle time and the steps since the last pref
   assert.equal(view[4]![2], 0);
 });
 
-test('serving events: an admission adds to the interval after its step, not to its latency', () => {
+test('serving events: an admission and every step\'s serving work add to the interval after the step, not to its latency', () => {
   const serving = { admitted: 1e-3, finished: 2e-3, arrival: 4e-3, samples: { none: 9, admitted: 9, finished: 9, arrival: 9 } };
-  const cfg = localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }], [], PROFILE_FILE({ ...profile, serving }));
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }];
+  const cfg = localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, serving }));
   const shape = (admitted: number): StepShape => ({
     prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2, decodeHeads: [2], decodeHeadTokens: [40], shippedHeadTokens: [0], migratedHeadTokens: [0], idle: 0, admitted,
   });
   const none = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(0)), two = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(2));
   close(two.seconds, none.seconds, 'latency');
   close(two.interval - none.interval, 2e-3, 'two admissions');
+  // A profile with the per-step serving work (older ones have none): every step's interval, not its latency.
+  const withStep = localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, serving: { ...serving, step: 3e-5 } }));
+  const stepped = stepCost(withStep.cost, withStep.stages, withStep.devices, shape(0));
+  close(stepped.seconds, none.seconds, 'latency with the per-step work');
+  close(stepped.interval - none.interval, 3e-5, 'the per-step work');
 });
 
 test('serving events on the simulated clock: admissions and finishes after their step, an arrival after the step it lands in', async () => {

@@ -64,7 +64,10 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
       return base.coldStep?.(actual(device), idle, sincePrefill) ?? 0;
     },
     attentionInStep(device: DeviceSpec) {
-      return base.attentionInStep?.(actual(device)) ?? 0;
+      return base.attentionInStep?.(actual(device)) ?? { perHead: 0, perHeadToken: 0 };
+    },
+    prefillAttentionInStep(device: DeviceSpec, tokens: number) {
+      return base.prefillAttentionInStep?.(actual(device), tokens) ?? 1;
     },
     messagePerSequence(device: DeviceSpec) {
       return base.messagePerSequence?.(actual(device)) ?? { step: 0, attend: 0 };

@@ -2,7 +2,7 @@
 // Vidur's CSVs) that the profiled cost model reads. Must not: measure or interpolate.
 
 import type { DeviceSpec, LinkKind } from '../hardware/types.js';
-import type { DenseOp, Precision } from './types.js';
+import type { AttentionInStep, DenseOp, Precision } from './types.js';
 
 /** The model dimensions a table was measured for (a table applies only to the same shape). */
 export interface ModelShape {
@@ -79,13 +79,20 @@ export interface DeviceProfile {
   /** What each sequence adds to the runtime's round trips (`hetis profile` of a model file). */
   messagePerSequence?: MessagePerSequence;
   /**
-   * Seconds each (KV head, token) a device attends on the primary in a real step adds to one
-   * layer's decode attention beyond `decodeAttention` (whose table attends the same heads again
-   * and again, their KV in the caches; in a step the dense work between two layers has evicted
-   * it): measured on decode steps of many sequences at a short and a long context (`hetis profile`
-   * of a model file).
+   * What the primary's decode attention in a real step adds to one layer beyond `decodeAttention`
+   * (whose table attends the same heads again and again, their KV in the caches; in a step the
+   * dense work between two layers has evicted it): measured on decode steps of many sequences at a
+   * short and a long context (`hetis profile` of a model file). A bare number (profiles written
+   * before the per-head part was measured) is `perHeadToken` alone.
    */
-  attentionInStep?: number;
+  attentionInStep?: AttentionInStep | number;
+  /**
+   * The primary's prefill attention inside real steps against `prefillAttention`'s table, as a
+   * factor at each prompt chunk's token count (`hetis profile` of a model file): short chunks' run
+   * well over their table in a step (the dense work between two layers evicts what the table
+   * keeps in the caches).
+   */
+  prefillAttentionInStep?: PrefillAttentionInStep;
   /** How long moving one KV head between workers takes (`hetis profile` of a model file). */
   migration?: MigrationProfile;
   /** What serving requests over HTTP adds to the engine process's time (`hetis profile` of a model file). */
@@ -105,6 +112,12 @@ export interface ServingProfile {
   finished: number;
   /** A request arriving (the server reading, checking and queueing it, the client sending it, on the same cores): the step it lands in. */
   arrival: number;
+  /**
+   * Every step: the server's work between two steps beyond the engine's own (`engineStep`: each
+   * token to its response, the metrics), after that step. Absent in profiles written before it
+   * was measured: nothing.
+   */
+  step?: number;
   /** Steps the medians were taken over: with no event, and with one event of each kind alone. */
   samples: { none: number; admitted: number; finished: number; arrival: number };
 }
@@ -202,6 +215,12 @@ export interface ProfileFile {
  * evicts their weights and activations from the caches) and with every head on an attention
  * worker (`remote`). Measured on the development VM: local 1.1-1.3, remote 1.0-1.1.
  */
+/** Prefill attention in a step over its table, at chunk token counts (ascending). */
+export interface PrefillAttentionInStep {
+  tokens: number[];
+  factor: number[];
+}
+
 export interface DenseInStep {
   tokens: number[];
   local: number[];

@@ -4,10 +4,11 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionProfile, ServingProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionInStep, PrefillAttentionProfile, ServingProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
-import { NO_SERVING_EVENTS, type CostModel, type Estimate, type EstimateSource, type Precision } from './types.js';
+import { NO_SERVING_EVENTS, type AttentionInStep, type CostModel, type Estimate, type EstimateSource, type Precision } from './types.js';
+import { HetisError } from '../util/errors.js';
 
 export interface ProfiledOptions {
   /** Interpolation between grid points (default 'linear'; see docs/cost-model.md for the comparison). */
@@ -41,7 +42,8 @@ interface DeviceTables {
   coldSteps?: ColdSteps;
   engineStep?: EngineStepProfile;
   messagePerSequence?: MessagePerSequence;
-  attentionInStep?: number;
+  attentionInStep?: AttentionInStep;
+  prefillInStep?: PrefillAttentionInStep;
   migration?: MigrationProfile;
   serving?: ServingProfile;
 }
@@ -102,7 +104,15 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     if (p.coldSteps !== undefined) t.coldSteps = p.coldSteps;
     if (p.engineStep !== undefined) t.engineStep = p.engineStep;
     if (p.messagePerSequence !== undefined) t.messagePerSequence = p.messagePerSequence;
-    if (p.attentionInStep !== undefined) t.attentionInStep = p.attentionInStep;
+    if (p.attentionInStep !== undefined) {
+      const a = typeof p.attentionInStep === 'number' ? { perHead: 0, perHeadToken: p.attentionInStep } : p.attentionInStep;
+      if (!Number.isFinite(a.perHead) || !Number.isFinite(a.perHeadToken)) throw new HetisError('bad_input', `${p.device} attention in step: perHead and perHeadToken must be numbers`);
+      t.attentionInStep = a;
+    }
+    if (p.prefillAttentionInStep !== undefined) {
+      checkTable(p.prefillAttentionInStep.tokens, p.prefillAttentionInStep.factor, `${p.device} prefill attention in step`);
+      t.prefillInStep = p.prefillAttentionInStep;
+    }
     if (p.migration !== undefined) t.migration = p.migration;
     if (p.serving !== undefined) t.serving = p.serving;
     if (p.prefillAttention !== undefined) {
@@ -241,7 +251,14 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     },
 
     attentionInStep(device) {
-      return byDevice.get(device.name)?.attentionInStep ?? base.attentionInStep?.(device) ?? 0;
+      return byDevice.get(device.name)?.attentionInStep ?? base.attentionInStep?.(device) ?? { perHead: 0, perHeadToken: 0 };
+    },
+
+    prefillAttentionInStep(device, tokens) {
+      const f = byDevice.get(device.name)?.prefillInStep;
+      if (f === undefined) return base.prefillAttentionInStep?.(device, tokens) ?? 1;
+      const x = Math.min(Math.max(tokens, f.tokens[0]!), f.tokens[f.tokens.length - 1]!);
+      return interpolate(f.tokens, f.factor, x, mode)!;
     },
 
     messagePerSequence(device) {
@@ -264,7 +281,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     servingEvents(device) {
       const s = byDevice.get(device.name)?.serving;
       if (s === undefined) return base.servingEvents?.(device) ?? NO_SERVING_EVENTS;
-      return { admitted: s.admitted, finished: s.finished, arrival: s.arrival };
+      return { admitted: s.admitted, finished: s.finished, arrival: s.arrival, step: s.step ?? 0 };
     },
 
     weightBytes(layers, tp, extras) {

@@ -18,10 +18,12 @@ export interface ServingEvents {
   admitted: number;
   finished: number;
   arrival: number;
+  /** Every step (the server's work on its tokens beyond the engine's own): after it. */
+  step: number;
 }
 
 /** No serving costs (a model without them). */
-export const NO_SERVING_EVENTS: ServingEvents = Object.freeze({ admitted: 0, finished: 0, arrival: 0 });
+export const NO_SERVING_EVENTS: ServingEvents = Object.freeze({ admitted: 0, finished: 0, arrival: 0, step: 0 });
 
 export const FP16: Precision = { weight: 2, kv: 2, activation: 2 };
 export const FP32: Precision = { weight: 4, kv: 4, activation: 4 };
@@ -63,6 +65,16 @@ export type DenseOp =
 export interface PrefillChunk {
   tokens: number;
   context: number;
+}
+
+/**
+ * The primary's decode attention inside a real step beyond the attention table, per layer:
+ * perHead x heads + perHeadToken x head-tokens, seconds (perHead may be negative: the table's own
+ * per-head cost can read high).
+ */
+export interface AttentionInStep {
+  perHead: number;
+  perHeadToken: number;
 }
 
 /**
@@ -138,11 +150,16 @@ export interface CostModel {
    */
   messagePerSequence?(device: DeviceSpec): { step: number; attend: number };
   /**
-   * Optional: seconds each (KV head, token) the primary attends in a real step adds to one
-   * layer's decode attention beyond `decodeAttention`, when `device` runs worker processes
+   * Optional: what the primary's decode attention in a real step adds to one layer beyond
+   * `decodeAttention`, per head and per (KV head, token), when `device` runs worker processes
    * (DeviceProfile.attentionInStep). Absent: nothing.
    */
-  attentionInStep?(device: DeviceSpec): number;
+  attentionInStep?(device: DeviceSpec): AttentionInStep;
+  /**
+   * Optional: the factor on the primary's prefill attention of a `tokens`-token prompt chunk in a
+   * real step, when `device` runs worker processes (DeviceProfile.prefillAttentionInStep). Absent: 1.
+   */
+  prefillAttentionInStep?(device: DeviceSpec, tokens: number): number;
   /**
    * Optional: seconds moving one KV head of `bytes` between worker processes over `link` takes
    * before a step (export, import, drop one after another) on the machine of `device`

@@ -213,7 +213,7 @@ export class Engine {
     this.lastEnd = now + interval;
     this.trim(this.steps);
     const record: StepRecord = {
-      index: plan.index, start: now, seconds: result.seconds, interval, predictedSeconds: plan.predicted.seconds,
+      index: plan.index, start: now, seconds: result.seconds, interval, predictedSeconds: plan.predicted.seconds, predictedInterval: plan.predicted.interval,
       prefillTokens: plan.shape.prefill.reduce((a, c) => a + c.tokens, 0), decodeTokens: plan.shape.decodeTokens,
       migrations: plan.migrations.length, migratedBytes: plan.migrations.reduce((a, m) => a + m.positions, 0) * this.config.cost.kvBytesPerHeadToken(),
       kvUsedBlocks: Object.fromEntries(this.devices.map((d, i) => [d.id, this.kv.usedBlocks(i)])),

@@ -170,12 +170,15 @@ const FREE_MESSAGE_BYTES = 64;
  * with the dense work and the LM head as a worker runs them inside a step (cost.denseInStep: the
  * tables x a factor at the step's rows, larger the more of the attention the primary does itself),
  * and the next step is issued after the engine's own work on this one (cost.engineStep, more
- * right after a prefill, and cost.servingEvents' `admitted` for each request admitted into it),
+ * right after a prefill, and cost.servingEvents' `step` and its `admitted` for each request admitted
+ * into it),
  * so the issue interval is the latency plus that.
  *
  * One layer's attention on a device is its decode attention plus its share of the prefill
  * attention (the chunks' heads it holds); on the primaries its decode attention also reads KV the
- * dense work evicted from the caches since the last layer (cost.attentionInStep per head-token);
+ * dense work evicted from the caches since the last layer (cost.attentionInStep, per head and per
+ * head-token), and its prefill attention runs over its table by a factor at the step's prompt
+ * tokens (cost.prefillAttentionInStep);
  * off the primaries add its q, k, v out and its output
  * back for every (head, token) it holds in the step, what each sequence adds to the call
  * (cost.messagePerSequence; the step message pays its own per sequence), and what the device adds to each call
@@ -201,7 +204,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const localShare = rows > 0 ? localRows / rows : 0;
   let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
   const perSequence = cost.messagePerSequence?.(stages[0]!.spec) ?? { step: 0, attend: 0 };
-  const inStepKv = cost.attentionInStep?.(stages[0]!.spec) ?? 0;
+  const kvInStep = cost.attentionInStep?.(stages[0]!.spec) ?? { perHead: 0, perHeadToken: 0 };
   stages.forEach((st, si) => {
     // Per device: its attention compute, and off the primaries its messages and added delay.
     let computeSum = 0, slowest = 0, network = 0, networkSum = 0, busy = 0;
@@ -209,8 +212,10 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
       const heads = s.decodeHeads[i] ?? 0;
       const headTokens = s.decodeHeadTokens[i] ?? 0;
       if (d.primary) {
-        const local = (heads > 0 ? cost.decodeAttention(d.spec, headTokens / st.tp, heads / st.tp).seconds + inStepKv * (headTokens / st.tp) : 0)
-          + (prefillTokens > 0 && localPrefillHeads > 0 ? cost.prefillAttention(st.spec, s.prefill, localPrefillHeads / st.tp).seconds : 0);
+        const decode = heads > 0 ? Math.max(0, cost.decodeAttention(d.spec, headTokens / st.tp, heads / st.tp).seconds + (kvInStep.perHead * heads + kvInStep.perHeadToken * headTokens) / st.tp) : 0;
+        const prefill = prefillTokens > 0 && localPrefillHeads > 0
+          ? cost.prefillAttention(st.spec, s.prefill, localPrefillHeads / st.tp).seconds * (cost.prefillAttentionInStep?.(st.spec, prefillTokens) ?? 1) : 0;
+        const local = decode + prefill;
         computeSum += local * st.tp;
         if (local > 0) busy += st.tp;
         slowest = Math.max(slowest, local);
@@ -275,8 +280,9 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const cold = tokens > 0 ? cost.coldStep?.(first, s.idle ?? 0, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0 : 0;
   const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, free, cold };
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
+  const serving = cost.servingEvents?.(first);
   const engineWork = (cost.engineStep?.(first, sequences, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0)
-    + (s.admitted ?? 0) * (cost.servingEvents?.(first).admitted ?? 0);
+    + (serving?.step ?? 0) + (s.admitted ?? 0) * (serving?.admitted ?? 0);
   return { seconds, interval: seconds + engineWork, parts };
 }
 

@@ -129,6 +129,8 @@ export interface StepRecord {
   /** Time until the next step was issued (= seconds without pipelining; a simulated step also counts the engine's work after it, and while it ran). */
   interval: number;
   predictedSeconds: number;
+  /** The cost model's prediction of `interval` (its latency and the engine's work after it). */
+  predictedInterval?: number;
   prefillTokens: number;
   decodeTokens: number;
   migrations: number;

@@ -18,7 +18,8 @@ import { ClusterExecutor } from './cluster-executor.js';
 import { startLocalCluster } from './local-cluster.js';
 import { localEngineConfig } from './local-devices.js';
 import type { StepPlan, StepRecord } from '../engine/types.js';
-import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile } from '../cost/profile-types.js';
+import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile, PrefillAttentionInStep } from '../cost/profile-types.js';
+import type { AttentionInStep } from '../cost/types.js';
 
 export interface RuntimeRoundTrips {
   /** Mean (trimmedMean) engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
@@ -41,8 +42,10 @@ export interface RuntimeRoundTrips {
   engineStep: EngineStepProfile;
   /** What each sequence of a step adds to its step message's and its attend calls' round trips. */
   messagePerSequence: MessagePerSequence;
-  /** Seconds each (KV head, token) the primary attends in a step adds to a layer's attention beyond the table (>= 0). */
-  attentionInStep: number;
+  /** What the primary's decode attention in a step adds to a layer beyond the table, per head and per (KV head, token). */
+  attentionInStep: AttentionInStep;
+  /** The primary's prefill attention in a step over its table, at the dense-in-step probe's prompt chunks (absent without a table). */
+  prefillAttentionInStep?: PrefillAttentionInStep;
   /** A migrated head's copy (export, import, drop) as a step runs it, at a head of `bytes` of KV. */
   migration: MigrationProfile;
 }
@@ -57,7 +60,7 @@ export const WAKE_IDLE_SECONDS: readonly number[] = [0.0005, 0.002, 0.01, 0.1];
 /** Token counts of the dense-in-step measurement: decode steps of that many sequences up to 16, prefill chunks above. */
 const DENSE_IN_STEP_TOKENS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 192];
 /** The same for a quick profile (`hetis serve`'s first start). */
-const DENSE_IN_STEP_TOKENS_QUICK: readonly number[] = [1, 4, 16, 64];
+const DENSE_IN_STEP_TOKENS_QUICK: readonly number[] = [1, 4, 16, 48];
 /** Decode steps after a prefill whose extra time is measured. */
 const AFTER_PREFILL_STEPS = 8;
 /** Prompt of the after-prefill measurement, tokens (about a scaled conversation's). */
@@ -90,6 +93,8 @@ function sleep(seconds: number): void {
 export async function measureRuntimeRoundTrips(o: {
   spec: ModelSpec; modelPath: string; steps?: number; context?: number;
   attention: (headTokens: number, heads: number) => number;
+  /** One layer's prefill attention of a `tokens`-token prompt chunk over every KV head, by the profile's table. Absent: not measured. */
+  prefillAttention?: (tokens: number) => number;
   /** The primary's dense work (every layer's ops and the LM head) for `tokens` rows and `logitRows` sampled rows, by the tables. */
   dense: (tokens: number, logitRows: number) => number;
   /**
@@ -158,7 +163,7 @@ export async function measureRuntimeRoundTrips(o: {
     await ex.release(ids);
     const attendPerSequence = Math.max(0, (trimmedMean(attendMany) - trimmedMean(attend)) / (MANY_SEQUENCES - 1));
     const attentionInStep = await measureAttentionInStep(spec, plan, ex, o.attention, context, o.quick === true);
-    const denseInStep = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.quick === true);
+    const { denseInStep, prefillAttentionInStep } = await measureDenseInStep(spec, plan, ex, o.isolatedDense ?? o.dense, o.prefillAttention, o.quick === true);
     // The dense part of these steps is denseInStep's (measured against the work timed beside its
     // own steps): against the tables it would also carry the machine's drift since they were
     // measured (0 to 0.09 ms a step between profiles). What is left is the attention's excess.
@@ -206,6 +211,7 @@ export async function measureRuntimeRoundTrips(o: {
       step, attend: Math.max(0, trimmedMean(attend)), stepOverhead: Math.max(0, median(over)), denseInStep, steps: n, cold,
       engineStep: { ...driven.engineStep, afterPrefill: afterPrefill.engine },
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence }, attentionInStep,
+      ...(prefillAttentionInStep !== undefined ? { prefillAttentionInStep } : {}),
       migration: { perHead: median(perHead), bytes: migrationHeadBytes },
     };
   } finally {
@@ -214,21 +220,23 @@ export async function measureRuntimeRoundTrips(o: {
 }
 
 /**
- * What each (KV head, token) the primary attends in a real step adds to a layer's decode
- * attention beyond the table (`attention`, per layer): decode steps of MANY_SEQUENCES sequences,
- * every head on the primary, at `short` and at LONG_CONTEXT tokens of context (what the context
- * holds); the median excess of each over the table, their difference per head-token (>= 0). The
- * table attends the same heads again and again; in a step the dense work between two layers has
- * evicted their KV from the caches (here 11 ns a head-token on a table of 30 ns; controlled steps
- * of 12 sequences ran 3% under the table at 32 tokens of context and 13% over it at 128-224).
+ * What the primary's decode attention in a real step adds to a layer beyond the table
+ * (`attention`, per layer): decode steps of MANY_SEQUENCES sequences, every head on the primary,
+ * at `short` and at LONG_CONTEXT tokens of context (what the context holds); the median excess of
+ * each over the table. Their difference per head-token is `perHeadToken` (>= 0): the table attends
+ * the same heads again and again, in a step the dense work between two layers has evicted their
+ * KV from the caches (here 11-12 ns a head-token on a table of 30 ns). What is left of the short
+ * context's excess, per head, is `perHead` (any sign: here +0.3 to +0.8 us on a table of 1.1 us a
+ * head, the table's per-head fit moving between profiles); served steps of several sequences at
+ * short contexts ran 20-40% over the table with the per-head-token part alone.
  */
 async function measureAttentionInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
   ex: ClusterExecutor, attention: (headTokens: number, heads: number) => number, short: number, quick: boolean,
-): Promise<number> {
+): Promise<AttentionInStep> {
   const steps = quick ? 12 : 32;
   const long = Math.min(LONG_CONTEXT, spec.contextLength - steps - 2);
-  if (long <= short) return 0;
+  if (long <= short) return { perHead: 0, perHeadToken: 0 };
   const heads = MANY_SEQUENCES * spec.nKvHeads;
   const excess = async (context: number): Promise<{ excess: number; headTokens: number }> => {
     const ids = Array.from({ length: MANY_SEQUENCES }, () => `in-step-${probeRequests++}`);
@@ -247,7 +255,8 @@ async function measureAttentionInStep(
     return { excess: median(over), headTokens: median(headTokens) };
   };
   const a = await excess(short), b = await excess(long);
-  return Math.max(0, (b.excess - a.excess) / (b.headTokens - a.headTokens));
+  const perHeadToken = Math.max(0, (b.excess - a.excess) / (b.headTokens - a.headTokens));
+  return { perHead: (a.excess - perHeadToken * a.headTokens) / heads, perHeadToken };
 }
 
 /**
@@ -257,20 +266,24 @@ async function measureAttentionInStep(
  * half the context) up to 16, prefill chunks of that many tokens above (those the context holds);
  * every head on the primary (`local`) and every head on the attention worker (`remote`). The
  * median in steps over the median outside; the steps right after the prompts' prefill and after
- * each timing outside (the workers idled) are run untimed.
+ * each timing outside (the workers idled) are run untimed. The same prompt chunks' steps with every
+ * head on the primary also give its prefill attention over `prefillAttention(tokens)` (one layer's,
+ * by the table), their median at each chunk: `prefillAttentionInStep` (here 1.3-1.5 at 32-64
+ * tokens, ~1.05 from 128 on, as in served runs).
  */
 async function measureDenseInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
-  ex: ClusterExecutor, dense: (tokens: number, logitRows: number) => number, quick: boolean,
-): Promise<DenseInStep> {
+  ex: ClusterExecutor, dense: (tokens: number, logitRows: number) => number, prefillAttention: ((tokens: number) => number) | undefined, quick: boolean,
+): Promise<{ denseInStep: DenseInStep; prefillAttentionInStep?: PrefillAttentionInStep }> {
   const context = Math.min(32, Math.floor(spec.contextLength / 2));
   const tokens = (quick ? DENSE_IN_STEP_TOKENS_QUICK : DENSE_IN_STEP_TOKENS).filter((n) => n <= 16 || n + 1 < spec.contextLength);
   // Rounds of (the work outside a step, a few steps), so both see the same moments of a machine
   // whose speed jitters from one fraction of a second to the next.
   const rounds = quick ? 2 : 6;
+  const attention: number[] = []; // the primary's prefill attention in its prompt-chunk steps over the table, by chunk
   const ratio = async (owner: string, n: number): Promise<number> => {
     const rows = n <= 16 ? n : 1;
-    const inStep: number[] = [], outside: number[] = [];
+    const inStep: number[] = [], outside: number[] = [], attended: number[] = [];
     const ids = n <= 16 ? Array.from({ length: n }, () => `dense-${probeRequests++}`) : [];
     for (const id of ids) await ex.execute(plan(id, owner, 0, context));
     let k = 0; // decode steps so far: positions cycle through what the context holds after the prompt
@@ -290,13 +303,17 @@ async function measureDenseInStep(
         for (let i = 0; i < 3; i++) {
           const id = `dense-${probeRequests++}`;
           const res = await ex.execute(plan(id, owner, 0, n));
-          if (i > 0) inStep.push(res.parts?.['dense'] ?? NaN);
+          if (i > 0) {
+            inStep.push(res.parts?.['dense'] ?? NaN);
+            if (prefillAttention !== undefined) attended.push((res.parts?.['attention'] ?? NaN) / spec.nLayers / prefillAttention(n));
+          }
           await ex.release([id]);
           await nextTurn();
         }
       }
     }
     await ex.release(ids);
+    if (owner === 'primary' && attended.length > 0) attention.push(median(attended));
     return median(inStep) / median(outside);
   };
   const local: number[] = [], remote: number[] = [];
@@ -304,7 +321,9 @@ async function measureDenseInStep(
     local.push(await ratio('primary', n));
     remote.push(await ratio('attn', n));
   }
-  return { tokens, local, remote };
+  const chunks = tokens.filter((n) => n > 16);
+  const measured = attention.length === chunks.length && chunks.length > 0 && attention.every((x) => Number.isFinite(x) && x > 0);
+  return { denseInStep: { tokens, local, remote }, ...(measured ? { prefillAttentionInStep: { tokens: chunks, factor: attention } } : {}) };
 }
 
 /**

@@ -4,7 +4,7 @@
 // profiled cost model reads. Must not: write files or print (callers get onProgress).
 
 import { cpus, hostname, totalmem } from 'node:os';
-import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, ProfileFile } from '../cost/profile-types.js';
+import type { DecodeAttentionProfile, DeviceProfile, LinkProfile, OpTable, PrefillAttentionProfile, ProfileFile } from '../cost/profile-types.js';
 import { createProfiledCostModel, modelShape } from '../cost/profiled.js';
 import { createRooflineCostModel } from '../cost/roofline.js';
 import { FP32 } from '../cost/types.js';
@@ -178,7 +178,11 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
     : [];
   let runtime: RuntimeMeasurements | undefined;
   if (links[0] !== undefined && o.modelPath !== undefined) {
-    const rt = await measureRuntime({ spec, modelPath: o.modelPath, device, dense, decodeAttention, runner, clock, pauseMs: plan.pauseMs, quick: o.quick === true, ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}) });
+    const prefillAttention = plan.prefill.length > 0 ? { tokens: plan.prefill, seconds: prefillSeconds } : undefined;
+    const rt = await measureRuntime({
+      spec, modelPath: o.modelPath, device, dense, decodeAttention, ...(prefillAttention !== undefined ? { prefillAttention } : {}),
+      runner, clock, pauseMs: plan.pauseMs, quick: o.quick === true, ...(o.onSpawn ? { onSpawn: o.onSpawn } : {}),
+    });
     links[0] = withRuntimeLatency(links[0], rt.step, rt.attend);
     runtime = rt.measured;
     progress('round trips inside steps');
@@ -211,7 +215,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
 }
 
 /** What real steps of a local cluster add to a device's profile. */
-type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'attentionInStep' | 'migration'>;
+type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'attentionInStep' | 'prefillAttentionInStep' | 'migration'>;
 
 /**
  * Real steps of a local cluster running the model file, against `dense` and `decodeAttention`
@@ -220,16 +224,19 @@ type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 
  * (for the link) and the measurements the device profile carries.
  */
 async function measureRuntime(o: {
-  spec: ModelSpec; modelPath: string; device: DeviceSpec; dense: OpTable[]; decodeAttention: DecodeAttentionProfile;
+  spec: ModelSpec; modelPath: string; device: DeviceSpec; dense: OpTable[]; decodeAttention: DecodeAttentionProfile; prefillAttention?: PrefillAttentionProfile;
   runner: DenseRunner; clock: Clock; pauseMs: number; quick: boolean; onSpawn?: (pid: number) => void;
 }): Promise<{ step: number; attend: number; measured: RuntimeMeasurements }> {
   const { spec, device, runner, clock } = o;
   const da = o.decodeAttention;
   const attention = (headTokens: number, heads: number): number => da.fixed + da.perHead * heads + da.perHeadToken * headTokens;
-  const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{ device: device.name, model: modelShape(spec), precision: FP32, dense: o.dense }]);
+  const tables = createProfiledCostModel(createRooflineCostModel(spec, FP32), [{
+    device: device.name, model: modelShape(spec), precision: FP32, dense: o.dense, ...(o.prefillAttention !== undefined ? { prefillAttention: o.prefillAttention } : {}),
+  }]);
   const layerOps = (t: Record<ProfiledOp, number>): number => sweepSeconds(t, spec.nLayers, false);
   const rt = await measureRuntimeRoundTrips({
     spec, modelPath: o.modelPath, steps: o.quick ? 30 : 150, attention, quick: o.quick,
+    ...(o.prefillAttention !== undefined ? { prefillAttention: (tokens: number) => tables.prefillAttention(device, [{ tokens, context: 0 }], spec.nKvHeads).seconds } : {}),
     dense: (tokens, logitRows) => spec.nLayers * tables.denseLayer(device, tokens, 1).seconds + tables.lmHead(device, logitRows, 1).seconds,
     isolatedDense: (tokens, logitRows) => {
       const samples = sample({ warmup: 1, min: 3, max: 20, seconds: 0.02, pauseMs: o.pauseMs }, denseSweep(clock, runner, tokens), layerOps);
@@ -241,7 +248,7 @@ async function measureRuntime(o: {
     step: rt.step, attend: rt.attend,
     measured: {
       stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence,
-      attentionInStep: rt.attentionInStep, migration: rt.migration,
+      attentionInStep: rt.attentionInStep, ...(rt.prefillAttentionInStep !== undefined ? { prefillAttentionInStep: rt.prefillAttentionInStep } : {}), migration: rt.migration,
     },
   };
 }

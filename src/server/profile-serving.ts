@@ -175,7 +175,10 @@ export async function profileRepeated(o: ProfileOptions & { passes?: number }): 
  * `finished` are the median gap of the steps with that one event alone less that of the steps with
  * none (both land between the steps: placing heads, building and sending the response); `arrival`
  * is the median excess of decode steps with one arrival alone less that of decode steps with none
- * (the server handles it whenever it comes, mostly while a step runs). Each >= 0; 0 with fewer
+ * (the server handles it whenever it comes, mostly while a step runs); `step` is the median gap of
+ * the decode steps with no event less the engine's own work the model predicted for each (its
+ * predicted interval less its predicted latency: cost.engineStep, measured on a bare engine): what
+ * serving adds to every step (each token to its response, the metrics). Each >= 0; 0 with fewer
  * than MIN_SAMPLES steps.
  */
 export function servingCosts(steps: readonly StepRecord[], records: readonly RequestRecord[], prompt: number): ServingProfile {
@@ -185,6 +188,7 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
   let next = 0; // the first arrival not yet counted (steps come in order, their intervals one after another)
   const gaps: Record<'none' | 'admitted' | 'finished', number[]> = { none: [], admitted: [], finished: [] };
   const excess: Record<'none' | 'arrival', number[]> = { none: [], arrival: [] };
+  const served: number[] = []; // no-event decode steps: the gap beyond the engine's predicted work
   for (let i = 0; i + 1 < steps.length; i++) {
     const a = steps[i]!, b = steps[i + 1]!;
     const end = a.start + a.seconds;
@@ -197,7 +201,11 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
     const finished = finishedAt.get(end) ?? 0;
     const decodeOnly = a.prefillTokens === 0 && a.migrations === 0;
     if (finished === 0 && arrived === 0) {
-      if (admitted === 0 && decodeOnly) { gaps.none.push(gap); excess.none.push(b.start - a.start - a.predictedSeconds); }
+      if (admitted === 0 && decodeOnly) {
+        gaps.none.push(gap);
+        excess.none.push(b.start - a.start - a.predictedSeconds);
+        if (a.predictedInterval !== undefined) served.push(gap - (a.predictedInterval - a.predictedSeconds));
+      }
       if (admitted === 1) gaps.admitted.push(gap);
     } else if (admitted === 0 && arrived === 0 && finished === 1) {
       gaps.finished.push(gap);
@@ -208,6 +216,7 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
   const over = (xs: number[], base: number[]): number => (xs.length >= MIN_SAMPLES && base.length >= MIN_SAMPLES ? Math.max(0, median(xs) - median(base)) : 0);
   return {
     admitted: over(gaps.admitted, gaps.none), finished: over(gaps.finished, gaps.none), arrival: over(excess.arrival, excess.none),
+    step: served.length >= MIN_SAMPLES ? Math.max(0, median(served)) : 0,
     samples: { none: gaps.none.length, admitted: gaps.admitted.length, finished: gaps.finished.length, arrival: excess.arrival.length },
   };
 }
