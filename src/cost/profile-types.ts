@@ -88,7 +88,7 @@ export interface DeviceProfile {
   attentionInStep?: AttentionInStep | number;
   /**
    * The primary's prefill attention inside real steps against `prefillAttention`'s table, as a
-   * factor at each prompt chunk's token count (`hetis profile` of a model file): short chunks' run
+   * factor at each prompt chunk's token count (`hetis profile` of a model file): short chunks run
    * well over their table in a step (the dense work between two layers evicts what the table
    * keeps in the caches).
    */
@@ -207,6 +207,12 @@ export interface ProfileFile {
   links: LinkProfile[];
 }
 
+/** Prefill attention in a step over its table, at chunk token counts (ascending). */
+export interface PrefillAttentionInStep {
+  tokens: number[];
+  factor: number[];
+}
+
 /**
  * The primary's dense work as a worker process runs it in real steps (every layer's ops, the
  * embedding, the LM head, sampling) against the tables' prediction for the same rows: measured /
@@ -215,12 +221,6 @@ export interface ProfileFile {
  * evicts their weights and activations from the caches) and with every head on an attention
  * worker (`remote`). Measured on the development VM: local 1.1-1.3, remote 1.0-1.1.
  */
-/** Prefill attention in a step over its table, at chunk token counts (ascending). */
-export interface PrefillAttentionInStep {
-  tokens: number[];
-  factor: number[];
-}
-
 export interface DenseInStep {
   tokens: number[];
   local: number[];
