@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, type EngineConfig } from '../src/engine/engine.js';
+import { Sequence } from '../src/engine/sequence.js';
+import { describeStep } from '../src/engine/step-shape.js';
 import type { EngineRequest, Executor, StepPlan, StepResult } from '../src/engine/types.js';
 import { createRooflineCostModel } from '../src/cost/roofline.js';
 import { FP16 } from '../src/cost/types.js';
@@ -143,4 +145,33 @@ test('history: a long-running engine keeps about the last N steps and records; l
   assert.ok(engine.steps.length >= 3 && engine.steps.length <= 6, `kept ${engine.steps.length} steps`);
   assert.equal(engine.steps[engine.steps.length - 1]!.index, seen[seen.length - 1]);
   assert.ok(engine.records.length >= 3 && engine.records.length <= 6);
+});
+
+test('describeStep: chunks, head devices and the shape the cost model prices, from the scheduled sequences alone', () => {
+  const devices = config([1000, 1000]).devices;
+  // A sequence decoding its 11th position, two heads on each device; one admitted with an 8-token prompt, three heads on the primary and one on w1.
+  const decoding = new Sequence({ id: 'd', arrival: 0, promptLength: 8, maxTokens: 16, promptTokens: [1, 2, 3, 4, 5, 6, 7, 8], sampling: { temperature: 0.5, topK: 0, topP: 1, seed: 7 } }, 0);
+  decoding.generated.push(9, 10, 11);
+  decoding.computed = 10;
+  decoding.counts = [2, 2];
+  decoding.deviceIds = ['primary', 'primary', 'w1', 'w1'];
+  const admitted = new Sequence({ id: 'p', arrival: 0, promptLength: 8, maxTokens: 16 }, 1);
+  admitted.counts = [3, 1];
+  admitted.deviceIds = ['primary', 'primary', 'primary', 'w1'];
+  const ctx = { idle: 0.5, sincePrefill: 3, migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0] };
+  const d = describeStep([{ seq: decoding, count: 1 }, { seq: admitted, count: 8 }], devices, ctx);
+  assert.deepEqual(d.chunks, [
+    { request: 'd', start: 10, count: 1, sample: true, tokens: [11], sampling: { temperature: 0.5, topK: 0, topP: 1, seed: 7 } },
+    { request: 'p', start: 0, count: 8, sample: true },
+  ]);
+  assert.deepEqual(d.headDevices, { d: decoding.deviceIds, p: admitted.deviceIds });
+  assert.deepEqual(d.shape, {
+    prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2,
+    decodeHeads: [2, 2], decodeHeadTokens: [22, 22], shippedHeadTokens: [0, 8],
+    migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0], idle: 0.5, admitted: 1, sincePrefill: 3,
+  });
+  // Half a prompt: no row sampled, no admission once some of it is computed.
+  admitted.computed = 4;
+  const half = describeStep([{ seq: admitted, count: 2 }], devices, { ...ctx, sincePrefill: undefined });
+  assert.deepEqual([half.shape.sampledRows, half.shape.admitted, half.shape.prefill, 'sincePrefill' in half.shape], [0, 0, [{ tokens: 2, context: 4 }], false]);
 });

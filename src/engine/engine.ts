@@ -13,8 +13,9 @@ import type { ClusterState, DeviceLoad, DispatchDevice, MigrationTrigger, Placed
 import { KvManager } from './kv-manager.js';
 import { Sequence } from './sequence.js';
 import { schedule, insertWaiting, type Scheduled } from './scheduler.js';
-import { stepCost, type DenseStage, type StepShape } from './step-cost.js';
-import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepChunk, StepMigration, StepPlan, StepRecord } from './types.js';
+import { stepCost, type DenseStage } from './step-cost.js';
+import { describeStep } from './step-shape.js';
+import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepMigration, StepPlan, StepRecord } from './types.js';
 
 export interface EngineConfig {
   /** The cost model the dispatcher and the step predictions use. */
@@ -350,34 +351,10 @@ export class Engine {
   // ---- building and finishing a step ------------------------------------------------------
 
   private buildPlan(chunks: Scheduled[]): StepPlan {
-    const n = this.devices.length;
-    const shape: StepShape = {
-      prefill: [], decodeTokens: 0, sampledRows: 0,
-      decodeHeads: new Array<number>(n).fill(0), decodeHeadTokens: new Array<number>(n).fill(0),
-      shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads,
-      freedRequests: this.freedOn,
-      idle: Math.max(0, this.now - this.lastEnd),
-      admitted: chunks.filter((c) => c.seq.computed === 0).length,
-      ...(this.sincePrefill !== undefined ? { sincePrefill: this.sincePrefill } : {}),
-    };
-    const stepChunks: StepChunk[] = [];
-    const headDevices: Record<string, readonly string[]> = {};
-    for (const { seq, count } of chunks) {
-      const start = seq.computed;
-      const sample = start + count === seq.numTokens;
-      const tokens = seq.req.promptTokens !== undefined ? Array.from({ length: count }, (_, j) => seq.tokenAt(start + j)!) : undefined;
-      const sampling = sample ? seq.req.sampling : undefined;
-      stepChunks.push({ request: seq.id, start, count, sample, ...(tokens ? { tokens } : {}), ...(sampling ? { sampling } : {}) });
-      headDevices[seq.id] = seq.deviceIds!;
-      if (sample) shape.sampledRows++;
-      if (seq.decoding) {
-        shape.decodeTokens++;
-        seq.counts!.forEach((c, i) => { shape.decodeHeads[i]! += c; shape.decodeHeadTokens[i]! += c * seq.numTokens; });
-      } else {
-        shape.prefill.push({ tokens: count, context: start });
-        seq.counts!.forEach((c, i) => { if (!this.devices[i]!.primary) shape.shippedHeadTokens[i]! += c * count; });
-      }
-    }
+    const { chunks: stepChunks, headDevices, shape } = describeStep(chunks, this.devices, {
+      idle: Math.max(0, this.now - this.lastEnd), sincePrefill: this.sincePrefill,
+      migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads, freedRequests: this.freedOn,
+    });
     const predicted = stepCost(this.config.cost, this.config.stages, this.devices, shape);
     const plan: StepPlan = { index: this.stepIndex++, chunks: stepChunks, headDevices, freed: this.freed, migrations: this.pendingMigrations, predicted, shape };
     this.freed = [];
