@@ -226,9 +226,10 @@ export async function measureRuntimeRoundTrips(o: {
  * each over the table. Their difference per head-token is `perHeadToken` (>= 0): the table attends
  * the same heads again and again, in a step the dense work between two layers has evicted their
  * KV from the caches (here 11-12 ns a head-token on a table of 30 ns). What is left of the short
- * context's excess, per head, is `perHead` (any sign: here +0.3 to +0.8 us on a table of 1.1 us a
- * head, the table's per-head fit moving between profiles); served steps of several sequences at
- * short contexts ran 20-40% over the table with the per-head-token part alone.
+ * context's excess, per head, is `perHead` (any sign: here 0.03-0.22 us on tables of 1.2-1.8 us a
+ * head, +0.3 to +0.8 us against an earlier one of 1.1 us: the table's per-head fit moves between
+ * profiles); served steps at short contexts ran 10-46% over the table with the per-head-token
+ * part alone.
  */
 async function measureAttentionInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
@@ -268,8 +269,9 @@ async function measureAttentionInStep(
  * median in steps over the median outside; the steps right after the prompts' prefill and after
  * each timing outside (the workers idled) are run untimed. The same prompt chunks' steps with every
  * head on the primary also give its prefill attention over `prefillAttention(tokens)` (one layer's,
- * by the table), their median at each chunk: `prefillAttentionInStep` (here 1.3-1.5 at 32-64
- * tokens, ~1.05 from 128 on, as in served runs).
+ * by the table), their median at each chunk: `prefillAttentionInStep` (here 1.10-1.14 at 32
+ * tokens, 1.05 at 64, 0.91-0.99 from 128 on; served 1-64-token prompts ran 1.35-1.5x an
+ * earlier profile's table).
  */
 async function measureDenseInStep(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
