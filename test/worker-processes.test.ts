@@ -54,6 +54,7 @@ async function compare(model: LoadedModel, path: string, l: ClusterLayout, durin
     assert.equal(new Set(stats.map((s) => s.pid)).size, cluster.workers.length, 'one process per worker');
     assert.ok(stats.every((s) => s.pid !== process.pid));
     assert.ok(stats.every((s) => s.heads === 0 && s.usedBlocks === 0), 'KV freed on every worker');
+    assert.ok(stats.every((s) => s.gc.collections >= 0 && s.gc.longestSeconds <= s.gc.seconds), JSON.stringify(stats.map((s) => s.gc)));
   } finally {
     await cluster.close();
   }

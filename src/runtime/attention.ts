@@ -2,7 +2,7 @@
 // holding only those heads, and the gather/scatter between full and per-subset head layouts.
 // Must not: touch weights (that is the dense pieces' job).
 
-import { softmaxCausalRows } from './kernels/ops.js';
+import { copyFloats, softmaxCausalRows } from './kernels/ops.js';
 import type { MatmulKernels } from './kernels/types.js';
 import type { HeadKvStore } from './kv-store.js';
 import type { TokenBatch } from './batch.js';
@@ -70,33 +70,29 @@ export function attendHeadRun(
   const block = group * hd;
   const len = p0 + c;
   const rows = c * group;
-  const { qs, s, o } = scratch.run(rows, len, hd);
-  for (let i = 0; i < c; i++) {
-    const src = qOff + i * qStride;
-    qs.set(q.subarray(src, src + block), i * block);
-  }
+  scratch.fit(rows, len, hd);
+  const { qs, s, o } = scratch;
+  for (let i = 0; i < c; i++) copyFloats(qs, i * block, q, qOff + i * qStride, block);
   kernels.matmul(s, qs, kc, rows, hd, len); // K buffer rows beyond len are not read
   softmaxCausalRows(s, c, group, len, p0, hd);
   kernels.matmulNN(o, s, vc, rows, len, hd);
-  for (let i = 0; i < c; i++) {
-    const dst = qOff + i * qStride;
-    out.set(o.subarray(i * block, (i + 1) * block), dst);
-  }
+  for (let i = 0; i < c; i++) copyFloats(out, qOff + i * qStride, o, i * block, block);
 }
 
-/** Buffers that grow to the largest run seen; no allocation in the steady state. */
+/** Buffers that grow to the largest run seen; no allocation in the steady state (not even a result object). */
 export class AttentionScratch {
-  private qsBuf: Float32Array = new Float32Array(0);
-  private sBuf: Float32Array = new Float32Array(0);
-  private oBuf: Float32Array = new Float32Array(0);
+  /** [rows, hd]: the run's gathered queries. */
+  qs: Float32Array = new Float32Array(0);
+  /** [rows, len]: its scores. */
+  s: Float32Array = new Float32Array(0);
+  /** [rows, hd]: its output before it is scattered back. */
+  o: Float32Array = new Float32Array(0);
 
-  /** Buffers for a run: qs, o [rows, hd]; s [rows, len] (longer buffers: only the prefix is used). */
-  run(rows: number, len: number, hd: number): { qs: Float32Array; s: Float32Array; o: Float32Array } {
-    const grow = (b: Float32Array, n: number): Float32Array => (n > b.length ? new Float32Array(Math.max(n, b.length * 2)) : b);
-    this.qsBuf = grow(this.qsBuf, rows * hd);
-    this.sBuf = grow(this.sBuf, rows * len);
-    this.oBuf = grow(this.oBuf, rows * hd);
-    return { qs: this.qsBuf, s: this.sBuf, o: this.oBuf };
+  /** Grows the buffers to hold a run of `rows` query rows over `len` positions (longer buffers: only the prefix is used). */
+  fit(rows: number, len: number, hd: number): void {
+    if (rows * hd > this.qs.length) this.qs = new Float32Array(Math.max(rows * hd, this.qs.length * 2));
+    if (rows * len > this.s.length) this.s = new Float32Array(Math.max(rows * len, this.s.length * 2));
+    if (rows * hd > this.o.length) this.o = new Float32Array(Math.max(rows * hd, this.o.length * 2));
   }
 }
 
@@ -108,8 +104,7 @@ export function gatherHeads(full: Float32Array, fullWidth: number, heads: readon
   const cw = heads.length * width;
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < heads.length; i++) {
-      const src = t * fullWidth + heads[i]! * width;
-      compact.set(full.subarray(src, src + width), t * cw + i * width);
+      copyFloats(compact, t * cw + i * width, full, t * fullWidth + heads[i]! * width, width);
     }
   }
 }
@@ -119,8 +114,7 @@ export function scatterHeads(compact: Float32Array, fullWidth: number, heads: re
   const cw = heads.length * width;
   for (let t = 0; t < n; t++) {
     for (let i = 0; i < heads.length; i++) {
-      const src = t * cw + i * width;
-      full.set(compact.subarray(src, src + width), t * fullWidth + heads[i]! * width);
+      copyFloats(full, t * fullWidth + heads[i]! * width, compact, t * cw + i * width, width);
     }
   }
 }

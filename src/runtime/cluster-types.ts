@@ -7,6 +7,7 @@ import type { RequestSampling } from '../engine/types.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { HeadKvExport } from './head-kv.js';
 import type { PrimaryTiming, StepSequence } from './primary.js';
+import type { GcStats } from '../util/gc-stats.js';
 
 /** A primary rank's place in the dense path. */
 export interface PrimaryAssignment {
@@ -68,6 +69,8 @@ export interface WorkerStats {
   capacityBlocks: number;
   /** Resident memory of the worker process, bytes. */
   rssBytes: number;
+  /** The worker process's garbage collections since it was assigned its role (in-process workers share their process's). */
+  gc: GcStats;
 }
 
 /** How the cluster executor talks to one worker (in-process object, or a transport peer). */

@@ -5,6 +5,7 @@
 
 import type { MatmulKernels } from './kernels/types.js';
 import { AttentionScratch, attendHeadRun } from './attention.js';
+import { copyFloats } from './kernels/ops.js';
 import type { HeadKv } from './head-kv.js';
 
 /**
@@ -54,18 +55,27 @@ export function attendPacked(
 }
 
 /**
- * Calls visit(fullOffset, packedOffset) for every (token, head) block of the items, in packed
- * order: a primary's head-column buffer holds head h of batch row r at r*fullWidth +
- * (h - headBase)*width; `rows[i]` is the first batch row of items[i].
+ * Copies every (token, head) block of the items between a primary's head-column buffer `full`
+ * (head h of batch row r at r*fullWidth + (h - headBase)*width; `rows[i]` is the first batch row
+ * of items[i]) and `packed` (the items' blocks one after another), into `packed` or out of it.
  */
-function forEachBlock(items: readonly AttentionItem[], rows: readonly number[], fullWidth: number, headBase: number, width: number, visit: (full: number, packed: number) => void): void {
+function copyBlocks(
+  items: readonly AttentionItem[], rows: readonly number[], fullWidth: number, headBase: number, width: number,
+  full: Float32Array, packed: Float32Array, toPacked: boolean,
+): void {
   let o = 0;
-  items.forEach((it, idx) => {
+  for (let idx = 0; idx < items.length; idx++) {
+    const it = items[idx]!;
     for (let i = 0; i < it.count; i++) {
       const r = (rows[idx]! + i) * fullWidth;
-      for (const h of it.heads) { visit(r + (h - headBase) * width, o); o += width; }
+      for (const h of it.heads) {
+        const f = r + (h - headBase) * width;
+        if (toPacked) copyFloats(packed, o, full, f, width);
+        else copyFloats(full, f, packed, o, width);
+        o += width;
+      }
     }
-  });
+  }
 }
 
 /** Copies the items' (token, head) blocks of `full` ([n, fullWidth]) into the packed layout. */
@@ -73,7 +83,7 @@ export function packHeads(
   full: Float32Array, fullWidth: number, headBase: number, width: number,
   items: readonly AttentionItem[], rows: readonly number[], packed: Float32Array,
 ): void {
-  forEachBlock(items, rows, fullWidth, headBase, width, (f, p) => packed.set(full.subarray(f, f + width), p));
+  copyBlocks(items, rows, fullWidth, headBase, width, full, packed, true);
 }
 
 /** Inverse of packHeads: writes packed (token, head) blocks back into `full`. */
@@ -81,7 +91,7 @@ export function unpackHeads(
   packed: Float32Array, fullWidth: number, headBase: number, width: number,
   items: readonly AttentionItem[], rows: readonly number[], full: Float32Array,
 ): void {
-  forEachBlock(items, rows, fullWidth, headBase, width, (f, p) => full.set(packed.subarray(p, p + width), f));
+  copyBlocks(items, rows, fullWidth, headBase, width, full, packed, false);
 }
 
 export { AttentionScratch };

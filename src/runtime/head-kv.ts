@@ -5,6 +5,7 @@
 // placement.
 
 import { assert, HetisError } from '../util/errors.js';
+import { copyFloats } from './kernels/ops.js';
 
 /** Positions of a new head's buffers; doubled as it grows. */
 const INITIAL_CAPACITY = 64;
@@ -72,18 +73,19 @@ export class HeadKv {
    */
   write(seq: number, head: number, layer: number, pos: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
     const e = this.entry(seq, head, pos + 1);
-    assert(pos <= e.length, `KV write at position ${pos} leaves a gap (sequence ${seq} head ${head} has ${e.length})`);
+    // (Checks on this path build their messages only when they fail: it runs for every head, layer and token.)
+    if (pos > e.length) throw new HetisError('internal', `KV write at position ${pos} leaves a gap (sequence ${seq} head ${head} has ${e.length})`);
     const hd = this.headDim;
     const li = this.layerIndex(layer);
-    e.k[li]!.set(k.subarray(kOff, kOff + hd), pos * hd);
-    e.v[li]!.set(v.subarray(vOff, vOff + hd), pos * hd);
+    copyFloats(e.k[li]!, pos * hd, k, kOff, hd);
+    copyFloats(e.v[li]!, pos * hd, v, vOff, hd);
     if (pos + 1 > e.length) this.setLength(e, pos + 1);
   }
 
   /** K and V of (seq, head, layer): rows 0 .. length-1 valid. */
   buffers(seq: number, head: number, layer: number): { k: Float32Array; v: Float32Array } {
     const e = this.seqs.get(seq)?.get(head);
-    assert(e !== undefined, `sequence ${seq} head ${head} has no KV here`);
+    if (e === undefined) throw new HetisError('internal', `sequence ${seq} head ${head} has no KV here`);
     const li = this.layerIndex(layer);
     return { k: e.k[li]!, v: e.v[li]! };
   }
@@ -136,7 +138,7 @@ export class HeadKv {
   }
 
   private layerIndex(layer: number): number {
-    assert(layer >= this.layers[0] && layer < this.layers[1], `layer ${layer} is not held here ([${this.layers[0]}, ${this.layers[1]}))`);
+    if (!(layer >= this.layers[0] && layer < this.layers[1])) throw new HetisError('internal', `layer ${layer} is not held here ([${this.layers[0]}, ${this.layers[1]}))`);
     return layer - this.layers[0];
   }
 

@@ -1,7 +1,8 @@
 // Owns: the KV cache of a chosen subset of KV heads, for every layer and every sequence that
 // has heads here. Must not: compute attention or decide which heads live here.
 
-import { assert } from '../util/errors.js';
+import { assert, HetisError } from '../util/errors.js';
+import { copyFloats } from './kernels/ops.js';
 
 /** Capacity (positions) of a new sequence's buffers; doubled as it grows. */
 const INITIAL_CAPACITY = 64;
@@ -59,18 +60,19 @@ export class HeadKvStore {
    */
   write(seq: number, layer: number, li: number, pos: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
     const s = this.entry(seq, pos + 1);
-    assert(pos <= s.length, `KV write at position ${pos} leaves a gap (sequence ${seq} has ${s.length})`);
+    // (Built only when it fails: this runs for every head, layer and token.)
+    if (pos > s.length) throw new HetisError('internal', `KV write at position ${pos} leaves a gap (sequence ${seq} has ${s.length})`);
     const hd = this.headDim;
     const idx = layer * this.heads.length + li;
-    s.k[idx]!.set(k.subarray(kOff, kOff + hd), pos * hd);
-    s.v[idx]!.set(v.subarray(vOff, vOff + hd), pos * hd);
+    copyFloats(s.k[idx]!, pos * hd, k, kOff, hd);
+    copyFloats(s.v[idx]!, pos * hd, v, vOff, hd);
     if (pos + 1 > s.length) s.length = pos + 1;
   }
 
   /** K and V buffers of (seq, layer, local head): rows 0 .. length-1 are valid. */
   buffers(seq: number, layer: number, li: number): { k: Float32Array; v: Float32Array } {
     const s = this.seqs.get(seq);
-    assert(s !== undefined, `sequence ${seq} has no KV here`);
+    if (s === undefined) throw new HetisError('internal', `sequence ${seq} has no KV here`);
     const idx = layer * this.heads.length + li;
     return { k: s.k[idx]!, v: s.v[idx]! };
   }

@@ -157,11 +157,13 @@ export class PrimaryRunner {
         unpackHeads(out, qw, h0, block, local.items, local.rows, this.attn);
       }
       lap('attention');
-      // Wait for every owner even when one fails, so no rejection is left unobserved.
-      const outs = await Promise.allSettled(pending.map((p) => p.out));
-      const failed = outs.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
-      pending.forEach((p, i) => unpackHeads((outs[i] as PromiseFulfilledResult<Float32Array>).value, qw, h0, block, p.route.items, p.route.rows, this.attn));
+      if (pending.length > 0) { // (every head here: nothing to wait for, nothing to allocate for it)
+        // Wait for every owner even when one fails, so no rejection is left unobserved.
+        const outs = await Promise.allSettled(pending.map((p) => p.out));
+        const failed = outs.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+        pending.forEach((p, i) => unpackHeads((outs[i] as PromiseFulfilledResult<Float32Array>).value, qw, h0, block, p.route.items, p.route.rows, this.attn));
+      }
       lap('wait');
       await this.postAttention(l, x, n, lap);
     }

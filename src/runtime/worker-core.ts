@@ -14,6 +14,7 @@ import { PrimaryRunner, type AllReduce, type RemoteAttention } from './primary.j
 import { kvHeadsOfRank, shardModel } from './shard.js';
 import { draw } from './step-sampling.js';
 import { EMULATION_WAIT_SLACK_MS } from './local-devices.js';
+import { gcStats } from '../util/gc-stats.js';
 
 
 /** Connections a worker needs, made by whoever hosts it. */
@@ -38,6 +39,7 @@ export class WorkerCore {
 
   /** `model`: the whole model (primaries; undefined for attention workers). */
   constructor(readonly a: WorkerAssignment, model: LoadedModel | undefined, readonly kernels: MatmulKernels, private readonly links: WorkerLinks = { remotes: new Map() }) {
+    gcStats(); // from now on, this process's collections are counted (stats())
     const spec = a.spec;
     this.group = spec.nHeads / spec.nKvHeads;
     this.store = new HeadKv(a.kv.layers, spec.headDim, a.kv.blockSize, a.kv.capacityBlocks);
@@ -101,7 +103,7 @@ export class WorkerCore {
   stats(): WorkerStats {
     return {
       deviceId: this.a.deviceId, pid: process.pid, heads: this.store.headCount(), usedBlocks: this.store.usedBlocks(),
-      capacityBlocks: this.store.capacityBlocks, rssBytes: process.memoryUsage().rss,
+      capacityBlocks: this.store.capacityBlocks, rssBytes: process.memoryUsage().rss, gc: gcStats(),
     };
   }
 }

@@ -2,6 +2,14 @@
 // attention's causal softmax). Must not: allocate per call (callers pass scratch) or know about
 // batches, sequences or stores.
 
+/**
+ * dst[dstOff .. dstOff+n) = src[srcOff .. srcOff+n): one head's row, without the view
+ * `dst.set(src.subarray(...))` allocates on every call (the attention paths copy thousands a step).
+ */
+export function copyFloats(dst: Float32Array, dstOff: number, src: Float32Array, srcOff: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
+}
+
 /** out[r, :] = x[r, :] / rms(x[r, :]) * w, for `rows` rows of width `dim`. out may alias x. */
 export function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, rows: number, dim: number, eps: number): void {
   for (let r = 0; r < rows; r++) {
