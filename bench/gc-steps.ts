@@ -9,10 +9,10 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { StepPlan } from '../src/engine/types.js';
 import { loadModel } from '../src/model/load.js';
 import { ClusterExecutor } from '../src/runtime/cluster-executor.js';
 import { startLocalCluster } from '../src/runtime/local-cluster.js';
+import { probePlans } from '../src/runtime/profile-runtime.js';
 import type { WorkerStats } from '../src/runtime/cluster-types.js';
 import { median } from '../src/util/fit.js';
 
@@ -28,13 +28,7 @@ const kvBytes = 16 << 20;
 const cluster = await startLocalCluster({ spec, modelPath, layout: { primary: { id: 'primary', tp: 1, stages: 1, kvCapacityBytes: kvBytes }, attention: [{ id: 'attn', kvCapacityBytes: kvBytes }], blockSize: 16 } });
 try {
   const ex = new ClusterExecutor(spec, cluster.workers);
-  let index = 0;
-  const plan = (request: string, owner: string, start: number, count: number): StepPlan => ({
-    index: index++, headDevices: { [request]: Array.from({ length: spec.nKvHeads }, () => owner) }, freed: [], migrations: [],
-    chunks: [{ request, start, count, sample: true, tokens: Array.from({ length: count }, (_, i) => 1 + ((start + i) * 7) % (spec.vocabSize - 1)) }],
-    predicted: { seconds: 0, interval: 0, parts: {} },
-    shape: { prefill: [], decodeTokens: 0, sampledRows: 0, decodeHeads: [], decodeHeadTokens: [], shippedHeadTokens: [], migratedHeadTokens: [] },
-  });
+  const plan = probePlans(spec);
   const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
   const stats = (): Promise<WorkerStats[]> => Promise.all(cluster.workers.map((w) => w.stats()));
   for (const owner of ['primary', 'attn']) {

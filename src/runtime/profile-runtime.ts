@@ -68,6 +68,22 @@ const AFTER_PREFILL_PROMPT = 64;
 /** Sequences per step of the engine-gap measurement. */
 const ENGINE_BATCHES: readonly number[] = [1, 4, 16];
 
+/**
+ * Step plans of a probe driving a cluster by hand (no engine): `plan(request, owner, start,
+ * count)` is one chunk of `count` positions of `request` from `start` (fixed pseudo-random token
+ * ids), every KV head on `owner`, sampled; numbered one after another. The shape and prediction
+ * are empty (the workers do not read them).
+ */
+export function probePlans(spec: ModelSpec): (request: string, owner: string, start: number, count: number) => StepPlan {
+  let index = 0;
+  return (request, owner, start, count) => ({
+    index: index++, headDevices: { [request]: Array.from({ length: spec.nKvHeads }, () => owner) }, freed: [], migrations: [],
+    chunks: [{ request, start, count, sample: true, tokens: Array.from({ length: count }, (_, i) => 1 + ((start + i) * 7) % (spec.vocabSize - 1)) }],
+    predicted: { seconds: 0, interval: 0, parts: {} },
+    shape: { prefill: [], decodeTokens: 0, sampledRows: 0, decodeHeads: [], decodeHeadTokens: [], shippedHeadTokens: [], migratedHeadTokens: [] },
+  });
+}
+
 /** One turn of the event loop: what the engine does between two steps it issues. */
 function nextTurn(): Promise<void> {
   return new Promise((res) => setImmediate(res));
@@ -118,13 +134,7 @@ export async function measureRuntimeRoundTrips(o: {
   for (const p of cluster.processes) if (p.pid !== undefined) o.onSpawn?.(p.pid);
   try {
     const ex = new ClusterExecutor(spec, cluster.workers);
-    let index = 0;
-    const plan = (request: string, owner: string, start: number, count: number): StepPlan => ({
-      index: index++, headDevices: { [request]: Array.from({ length: spec.nKvHeads }, () => owner) }, freed: [], migrations: [],
-      chunks: [{ request, start, count, sample: true, tokens: Array.from({ length: count }, (_, i) => 1 + ((start + i) * 7) % (spec.vocabSize - 1)) }],
-      predicted: { seconds: 0, interval: 0, parts: {} },
-      shape: { prefill: [], decodeTokens: 0, sampledRows: 0, decodeHeads: [], decodeHeadTokens: [], shippedHeadTokens: [], migratedHeadTokens: [] },
-    });
+    const plan = probePlans(spec);
     const run = async (request: string, owner: string): Promise<Record<string, number>[]> => {
       await ex.execute(plan(request, owner, 0, context));
       const parts: Record<string, number>[] = [];
