@@ -13,6 +13,7 @@ import { createRng } from '../util/rng.js';
 import type { DenseRunner } from './dense.js';
 import { HeadKv } from './head-kv.js';
 import { AttentionScratch, attendPacked, packedLength, packHeads, unpackHeads, type AttentionItem } from './head-attention.js';
+import { blockFor } from '../util/block.js';
 
 /** Ops of one layer in forward order, then the LM head. */
 export const PROFILED_OPS = ['input_norm', 'qkv', 'rope', 'o', 'add', 'post_attn_norm', 'mlp_up', 'act', 'mlp_down', 'lm_head'] as const;
@@ -71,9 +72,8 @@ export function sample<T>(s: Sampling, run: () => T, cost: (t: T) => number): T[
   for (let i = 0; i < s.warmup; i++) run();
   const out: T[] = [];
   let spent = 0;
-  const idle = s.pauseMs !== undefined && s.pauseMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
   while (out.length < s.min || (out.length < s.max && spent < s.seconds)) {
-    if (idle !== undefined) Atomics.wait(idle, 0, 0, s.pauseMs);
+    blockFor(s.pauseMs ?? 0);
     const t = run();
     spent += cost(t);
     out.push(t);

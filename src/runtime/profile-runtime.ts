@@ -20,6 +20,7 @@ import { localEngineConfig } from './local-devices.js';
 import type { StepPlan, StepRecord } from '../engine/types.js';
 import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile, PrefillAttentionInStep } from '../cost/profile-types.js';
 import type { AttentionInStep } from '../cost/types.js';
+import { blockFor } from '../util/block.js';
 
 export interface RuntimeRoundTrips {
   /** Mean (trimmedMean) engine -> primary -> engine round trip of a one-token step as the engine drives it, less the primary's work, seconds. */
@@ -95,9 +96,8 @@ function together(plans: readonly StepPlan[]): StepPlan {
 }
 
 /** A blocking sleep (the probe is the engine: between two steps of a busy period it sleeps like a waiting event loop). */
-const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 function sleep(seconds: number): void {
-  Atomics.wait(SLEEP_CELL, 0, 0, seconds * 1e3);
+  blockFor(seconds * 1e3);
 }
 
 /**

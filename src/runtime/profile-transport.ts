@@ -12,6 +12,7 @@ import type { LinkProfile } from '../cost/profile-types.js';
 import { HetisError } from '../util/errors.js';
 import { median, nonNegativeLeastSquares } from '../util/fit.js';
 import { connect } from './transport/index.js';
+import { blockFor } from '../util/block.js';
 
 export interface TransportOptions {
   /** Message payload sizes, bytes, ascending. */
@@ -40,10 +41,6 @@ function workerCommand(): string[] {
   return here.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
 }
 
-/** Blocks this thread for `ms` milliseconds without spinning (the process idles, as between messages). */
-function pause(ms: number): void {
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 /**
  * Measures message time to a worker process over loopback TCP through the hetis transport: a
@@ -79,7 +76,7 @@ export async function measureTransport(o: TransportOptions): Promise<LinkProfile
           const payload = new Uint8Array(size).fill(7);
           const rtts: number[] = [];
           for (let r = 0; r < o.warmup + o.repeats; r++) {
-            pause(o.pauseMs ?? DEFAULT_PAUSE_MS);
+            blockFor(o.pauseMs ?? DEFAULT_PAUSE_MS);
             const t0 = performance.now();
             await peer.request('info', null, [payload]);
             if (r >= o.warmup) rtts.push((performance.now() - t0) / 1000);

@@ -15,6 +15,7 @@ import { kvHeadsOfRank, shardModel } from './shard.js';
 import { draw } from './step-sampling.js';
 import { EMULATION_WAIT_SLACK_MS } from './local-devices.js';
 import { gcStats } from '../util/gc-stats.js';
+import { blockFor } from '../util/block.js';
 
 
 /** Connections a worker needs, made by whoever hosts it. */
@@ -24,12 +25,6 @@ export interface WorkerLinks {
   /** The stage's all-reduce (tensor-parallel primaries only). */
   allReduce?: AllReduce;
 }
-/**
- * An emulated slow worker waits after each attention call by blocking on this cell (it never
- * changes): `Atomics.wait` sleeps the time asked plus a near-constant wake-up, where a timer
- * sleeps whole milliseconds.
- */
-const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 export class WorkerCore {
   readonly store: HeadKv;
@@ -80,7 +75,8 @@ export class WorkerCore {
     const out = new Float32Array(q.length);
     attendPacked(this.store, layer, this.group, items, q, k, v, out, this.scratch, this.kernels);
     const extra = (this.a.slowdown - 1) * (performance.now() - t0);
-    if (extra > EMULATION_WAIT_SLACK_MS) Atomics.wait(SLEEP_CELL, 0, 0, extra - EMULATION_WAIT_SLACK_MS);
+    // An emulated slow worker blocks after each attention call (blockFor: the time asked plus a near-constant wake-up).
+    if (extra > EMULATION_WAIT_SLACK_MS) blockFor(extra - EMULATION_WAIT_SLACK_MS);
     return out;
   }
 
