@@ -158,7 +158,7 @@ test('describeStep: chunks, head devices and the shape the cost model prices, fr
   const admitted = new Sequence({ id: 'p', arrival: 0, promptLength: 8, maxTokens: 16 }, 1);
   admitted.counts = [3, 1];
   admitted.deviceIds = ['primary', 'primary', 'primary', 'w1'];
-  const ctx = { idle: 0.5, sincePrefill: 3, migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0] };
+  const ctx = { idle: 0.5, sincePrefill: 3, recentBusy: 0.25, migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0] };
   const d = describeStep([{ seq: decoding, count: 1 }, { seq: admitted, count: 8 }], devices, ctx);
   assert.deepEqual(d.chunks, [
     { request: 'd', start: 10, count: 1, sample: true, tokens: [11], sampling: { temperature: 0.5, topK: 0, topP: 1, seed: 7 } },
@@ -168,7 +168,7 @@ test('describeStep: chunks, head devices and the shape the cost model prices, fr
   assert.deepEqual(d.shape, {
     prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2,
     decodeHeads: [2, 2], decodeHeadTokens: [22, 22], shippedHeadTokens: [0, 8],
-    migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0], idle: 0.5, admitted: 1, sincePrefill: 3,
+    migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0], idle: 0.5, recentBusy: 0.25, admitted: 1, sincePrefill: 3,
   });
   // Half a prompt: no row sampled, no admission once some of it is computed.
   admitted.computed = 4;

@@ -53,6 +53,11 @@ test('serving costs: admissions and finishes from the gaps after their steps, ar
   // Every step: the 30 us gap after a step with no event beyond the 10 us the engine's work was predicted.
   near(c.step!, 20e-6, 'step');
   assert.deepEqual(c.samples, { none: 16 + 1, admitted: 8, finished: 8, arrival: 8 });
+  // The busy share before each no-event step: the run is shorter than the window, so every earlier
+  // step's seconds over one second (the idle run's first step, ten seconds later, starts from nothing).
+  const shares = s.flatMap((_, i) => (kinds[i] === 'none' && i + 1 < s.length ? [s.slice(0, i).reduce((a, x) => a + x.seconds, 0)] : []));
+  const sorted = [...shares, 0].sort((a, b) => a - b);
+  near(c.busy!, sorted[Math.floor(sorted.length / 2)]!, 'busy');
   // Too few steps of a kind: that cost is left at 0.
   const few = servingCosts(s.slice(0, 11), records, 16);
   assert.equal(few.admitted, 0);
@@ -73,6 +78,11 @@ test('the serving probe through a real HTTP server, a local cluster and a client
   }
   assert.ok(s.samples.none >= 50, `${s.samples.none} steps with no event`);
   assert.ok(s.step !== undefined && Number.isFinite(s.step) && s.step >= 0 && s.step < 0.005, `step: ${s.step}`);
+  // The light run: one 16-token request at a time, 0.2 s apart, ~13 plain decode steps each.
+  assert.ok(s.light !== undefined && s.light.samples >= 50, `light run: ${JSON.stringify(s.light)}`);
+  assert.ok(Number.isFinite(s.light.step) && s.light.step >= 0 && s.light.step < 0.005, `light step: ${s.light.step}`);
+  // It keeps the engine far less busy than the main run (short requests every 30 ms over long ones).
+  assert.ok(s.busy !== undefined && s.light.busy > 0 && s.light.busy < s.busy, `busy ${s.busy}, light ${s.light.busy}`);
   // Finishing a request (the engine's bookkeeping, building and sending its response) costs
   // more than nothing on any machine.
   assert.ok(s.finished > 0, 'a finish costs something');

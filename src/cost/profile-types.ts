@@ -118,6 +118,18 @@ export interface ServingProfile {
    * was measured: nothing.
    */
   step?: number;
+  /**
+   * The engine's busy share (engine/busy-window.ts) of the second before each step `step` was
+   * measured on, their median. Absent in profiles written before it was measured.
+   */
+  busy?: number;
+  /**
+   * `step` measured again with the engine mostly idle (one short request at a time, a few a
+   * second): the engine process's own work between steps runs slower then (its code and data
+   * cold, the cores idle between requests). `busy` is that run's share, `samples` its steps with
+   * no event. Absent in profiles written before it was measured: `step` at any load.
+   */
+  light?: { step: number; busy: number; samples: number };
   /** Steps the medians were taken over: with no event, and with one event of each kind alone. */
   samples: { none: number; admitted: number; finished: number; arrival: number };
 }

@@ -281,7 +281,11 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     servingEvents(device) {
       const s = byDevice.get(device.name)?.serving;
       if (s === undefined) return base.servingEvents?.(device) ?? NO_SERVING_EVENTS;
-      return { admitted: s.admitted, finished: s.finished, arrival: s.arrival, step: s.step ?? 0 };
+      return {
+        admitted: s.admitted, finished: s.finished, arrival: s.arrival, step: s.step ?? 0,
+        ...(s.busy !== undefined ? { busy: s.busy } : {}),
+        ...(s.light !== undefined ? { light: { step: s.light.step, busy: s.light.busy } } : {}),
+      };
     },
 
     weightBytes(layers, tp, extras) {

@@ -20,6 +20,14 @@ export interface ServingEvents {
   arrival: number;
   /** Every step (the server's work on its tokens beyond the engine's own): after it. */
   step: number;
+  /**
+   * Where `step` was measured: the engine's busy share of the second before its steps (median).
+   * With `light`, a step after a busier second costs `step`, after an idler one up to
+   * `light.step` (servingStepAt). Absent: `step` at any load.
+   */
+  busy?: number;
+  /** `step` measured again with the engine mostly idle, at busy share `busy`. */
+  light?: { step: number; busy: number };
 }
 
 /** No serving costs (a model without them). */

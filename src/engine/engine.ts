@@ -15,6 +15,7 @@ import { Sequence } from './sequence.js';
 import { schedule, insertWaiting, type Scheduled } from './scheduler.js';
 import { stepCost, type DenseStage } from './step-cost.js';
 import { describeStep } from './step-shape.js';
+import { BusyWindow } from './busy-window.js';
 import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepMigration, StepPlan, StepRecord } from './types.js';
 
 export interface EngineConfig {
@@ -81,6 +82,8 @@ export class Engine {
   private lastEnd = -Infinity;
   /** Steps since the last one with prefill tokens (undefined: none yet). */
   private sincePrefill: number | undefined;
+  /** The steps' latencies over the last second (how busy the engine has been). */
+  private readonly busy = new BusyWindow();
 
   constructor(readonly config: EngineConfig, private readonly executor: Executor, private readonly listener: EngineListener = {}) {
     // Capacity in whole blocks (what the KV manager can hand out), in head-tokens.
@@ -204,6 +207,7 @@ export class Engine {
     const plan = this.buildPlan(chunks);
     const result = await this.executor.execute(plan);
     this.sincePrefill = plan.shape.prefill.length > 0 ? 0 : this.sincePrefill !== undefined ? this.sincePrefill + 1 : undefined;
+    this.busy.add(now, result.seconds);
     const finishedBefore = this.finishedCount;
     this.update(chunks, result.sampled, now + result.seconds);
     // A predicted interval (a simulated step) also covers the server's work on the requests the
@@ -352,7 +356,7 @@ export class Engine {
 
   private buildPlan(chunks: Scheduled[]): StepPlan {
     const { chunks: stepChunks, headDevices, shape } = describeStep(chunks, this.devices, {
-      idle: Math.max(0, this.now - this.lastEnd), sincePrefill: this.sincePrefill,
+      idle: Math.max(0, this.now - this.lastEnd), sincePrefill: this.sincePrefill, recentBusy: this.busy.share(this.now),
       migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads, freedRequests: this.freedOn,
     });
     const predicted = stepCost(this.config.cost, this.config.stages, this.devices, shape);

@@ -13,6 +13,8 @@ export interface StepContext {
   idle: number;
   /** Steps since the last step with prefill tokens (undefined: none yet). */
   sincePrefill: number | undefined;
+  /** The engine's busy share of the last second before the step (BusyWindow). */
+  recentBusy: number;
   /** Migrations queued before the step: head-tokens and heads moved to each device. */
   migratedHeadTokens: number[];
   migratedHeads: number[];
@@ -40,6 +42,7 @@ export function describeStep(scheduled: readonly Scheduled[], devices: readonly 
     shippedHeadTokens: new Array<number>(n).fill(0), migratedHeadTokens: ctx.migratedHeadTokens, migratedHeads: ctx.migratedHeads,
     freedRequests: ctx.freedRequests,
     idle: ctx.idle,
+    recentBusy: ctx.recentBusy,
     admitted: scheduled.filter((c) => c.seq.computed === 0).length,
     ...(ctx.sincePrefill !== undefined ? { sincePrefill: ctx.sincePrefill } : {}),
   };

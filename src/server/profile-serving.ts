@@ -14,6 +14,7 @@ import { SERVING_TUNING } from '../runtime/local-devices.js';
 import { profileLocal, type ProfileOptions } from '../runtime/profile.js';
 import { HetisError } from '../util/errors.js';
 import { median } from '../util/fit.js';
+import { BUSY_WINDOW, BusyWindow } from '../engine/busy-window.js';
 import { localClusterBackend } from './cluster-backend.js';
 import { startServer } from './server.js';
 
@@ -29,6 +30,10 @@ const LONG_EVERY = 0.25;
 const IDLE = 0.002;
 /** Fewer steps than this of a kind: its cost is left at 0 (not measured). */
 const MIN_SAMPLES = 5;
+/** The light run: one request of LIGHT_TOKENS every LIGHT_EVERY seconds for LIGHT_SECONDS, after an idle BUSY_WINDOW. */
+const LIGHT_EVERY = 0.2;
+const LIGHT_TOKENS = 16;
+const LIGHT_SECONDS = 3;
 
 export interface ServingProbeOptions {
   /** The model file the workers load (GGUF or llama2.c with a tokenizer). */
@@ -98,10 +103,20 @@ function probeRequests(seconds: number, vocab: number, context: number): ProbeRe
   return out.sort((a, b) => a.at - b.at);
 }
 
+/** One request of LIGHT_TOKENS every LIGHT_EVERY for LIGHT_SECONDS: the engine mostly idle, as on a light load. */
+function lightRequests(vocab: number): ProbeRequest[] {
+  const out: ProbeRequest[] = [];
+  for (let t = 0, k = 5000; t < LIGHT_SECONDS; t += LIGHT_EVERY, k++) {
+    out.push({ at: t, prompt: Array.from({ length: PROMPT }, (_, i) => 1 + ((k * 31 + i * 13) % (vocab - 1))), maxTokens: LIGHT_TOKENS });
+  }
+  return out;
+}
+
 /**
  * Serves requests over HTTP from a local cluster of one primary and one attention worker (short
  * requests arriving every 30 ms over long ones decoding) and returns what each event adds to the
- * engine's time; see ServingProfile and servingCosts.
+ * engine's time; then, after an idle second, one short request at a time (a light load) for the
+ * per-step part again (`light`); see ServingProfile and servingCosts.
  */
 export async function measureServing(o: ServingProbeOptions): Promise<ServingProfile> {
   const { model, vocab } = loadModel(o.modelPath);
@@ -131,8 +146,14 @@ export async function measureServing(o: ServingProbeOptions): Promise<ServingPro
     const warm = await runClient(server.url, 'serving-probe', requests, 60 + 4 * seconds, o.onSpawn);
     const firstStep = engine.steps.length, firstRecord = engine.records.length;
     const run = await runClient(server.url, 'serving-probe', requests, 60 + 4 * seconds, o.onSpawn);
-    if (warm.failed + run.failed > 0) throw new HetisError('unavailable', `the serving probe's server failed ${warm.failed + run.failed} of its requests`);
-    return servingCosts(engine.steps.slice(firstStep), engine.records.slice(firstRecord), PROMPT);
+    const main = servingCosts(engine.steps.slice(firstStep), engine.records.slice(firstRecord), PROMPT);
+    await new Promise((r) => setTimeout(r, BUSY_WINDOW * 1000));
+    const lightStep = engine.steps.length, lightRecord = engine.records.length;
+    const lightRun = await runClient(server.url, 'serving-probe', lightRequests(spec.vocabSize), 60 + 4 * LIGHT_SECONDS, o.onSpawn);
+    const failed = warm.failed + run.failed + lightRun.failed;
+    if (failed > 0) throw new HetisError('unavailable', `the serving probe's server failed ${failed} of its requests`);
+    const light = servingCosts(engine.steps.slice(lightStep), engine.records.slice(lightRecord), PROMPT);
+    return { ...main, light: { step: light.step ?? 0, busy: light.busy ?? 0, samples: light.samples.none } };
   } finally {
     await server.close();
   }
@@ -178,8 +199,9 @@ export async function profileRepeated(o: ProfileOptions & { passes?: number }): 
  * (the server handles it whenever it comes, mostly while a step runs); `step` is the median gap of
  * the decode steps with no event less the engine's own work the model predicted for each (its
  * predicted interval less its predicted latency: cost.engineStep, measured on a bare engine): what
- * serving adds to every step (each token to its response, the metrics). Each >= 0; 0 with fewer
- * than MIN_SAMPLES steps.
+ * serving adds to every step (each token to its response, the metrics); `busy` is the median
+ * over those steps of the engine's busy share of the second before each (BusyWindow over the
+ * records). Each >= 0; 0 with fewer than MIN_SAMPLES steps.
  */
 export function servingCosts(steps: readonly StepRecord[], records: readonly RequestRecord[], prompt: number): ServingProfile {
   const arrivals = records.map((r) => r.arrival).sort((a, b) => a - b);
@@ -189,8 +211,12 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
   const gaps: Record<'none' | 'admitted' | 'finished', number[]> = { none: [], admitted: [], finished: [] };
   const excess: Record<'none' | 'arrival', number[]> = { none: [], arrival: [] };
   const served: number[] = []; // no-event decode steps: the gap beyond the engine's predicted work
+  const shares: number[] = []; // and the engine's busy share before each
+  const window = new BusyWindow();
   for (let i = 0; i + 1 < steps.length; i++) {
     const a = steps[i]!, b = steps[i + 1]!;
+    const share = window.share(a.start);
+    window.add(a.start, a.seconds);
     const end = a.start + a.seconds;
     const gap = b.start - end;
     while (next < arrivals.length && arrivals[next]! < a.start) next++;
@@ -204,7 +230,7 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
       if (admitted === 0 && decodeOnly) {
         gaps.none.push(gap);
         excess.none.push(b.start - a.start - a.predictedSeconds);
-        if (a.predictedInterval !== undefined) served.push(gap - (a.predictedInterval - a.predictedSeconds));
+        if (a.predictedInterval !== undefined) { served.push(gap - (a.predictedInterval - a.predictedSeconds)); shares.push(share); }
       }
       if (admitted === 1) gaps.admitted.push(gap);
     } else if (admitted === 0 && arrived === 0 && finished === 1) {
@@ -217,6 +243,7 @@ export function servingCosts(steps: readonly StepRecord[], records: readonly Req
   return {
     admitted: over(gaps.admitted, gaps.none), finished: over(gaps.finished, gaps.none), arrival: over(excess.arrival, excess.none),
     step: served.length >= MIN_SAMPLES ? Math.max(0, median(served)) : 0,
+    busy: served.length >= MIN_SAMPLES ? median(shares) : 0,
     samples: { none: gaps.none.length, admitted: gaps.admitted.length, finished: gaps.finished.length, arrival: excess.arrival.length },
   };
 }
