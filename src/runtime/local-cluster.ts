@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { workerCommand } from './worker-command.js';
 import type { ModelSpec } from '../model/spec.js';
 import { HetisError } from '../util/errors.js';
 import { layoutAssignments, type ClusterLayout } from './cluster-layout.js';
@@ -48,16 +48,6 @@ export interface LocalCluster {
   restart(deviceId: string): Promise<RemoteWorker>;
   /** Shuts every worker down and waits for the processes to exit (kills them by pid if need be). */
   close(): Promise<void>;
-}
-
-/**
- * Command that runs worker-main: the compiled .js directly, the .ts source through tsx (resolved
- * from here, so it works from any current directory).
- */
-function workerCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  const entry = here.replace(/local-cluster\.(ts|js)$/, (_, ext: string) => `worker-main.${ext}`);
-  return here.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
 }
 
 function startOne(args: object, o: LocalClusterOptions): Promise<{ proc: ChildProcess; address: string }> {

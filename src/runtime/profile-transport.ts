@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { workerCommand } from './worker-command.js';
 import type { LinkProfile } from '../cost/profile-types.js';
 import { HetisError } from '../util/errors.js';
 import { median, nonNegativeLeastSquares } from '../util/fit.js';
@@ -32,14 +32,6 @@ export interface TransportOptions {
 
 /** Default sizes: 64 B .. 4 MiB in factors of 4. */
 export const TRANSPORT_SIZES: readonly number[] = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
-
-/** How to run worker-main from here: the compiled .js directly, the .ts source through tsx. */
-function workerCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  const entry = here.replace(/profile-transport\.(ts|js)$/, (_, ext: string) => `worker-main.${ext}`);
-  // tsx resolved here, not from the working directory (which may be anywhere).
-  return here.endsWith('.ts') ? ['--import', import.meta.resolve('tsx'), entry] : [entry];
-}
 
 
 /**

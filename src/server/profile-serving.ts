@@ -33,7 +33,7 @@ const MIN_SAMPLES = 5;
 /** The light run: one request of LIGHT_TOKENS every LIGHT_EVERY seconds for LIGHT_SECONDS, after an idle BUSY_WINDOW. */
 const LIGHT_EVERY = 0.2;
 const LIGHT_TOKENS = 16;
-const LIGHT_SECONDS = 3;
+const LIGHT_SECONDS = 8;
 
 export interface ServingProbeOptions {
   /** The model file the workers load (GGUF or llama2.c with a tokenizer). */
@@ -167,7 +167,7 @@ export async function withServing(profile: ProfileFile, o: Omit<ServingProbeOpti
 
 /**
  * What `hetis profile` writes: `profileLocal` `passes` times in a row (default 1), each with the
- * serving costs measured on it when given a model file and not quick (~10 s), merged into one
+ * serving costs measured on it when given a model file and not quick (~20 s), merged into one
  * profile whose every number is their median (medianProfile). Progress labels say the pass when
  * there are several. Returns the merged profile and each pass's.
  */
@@ -179,7 +179,7 @@ export async function profileRepeated(o: ProfileOptions & { passes?: number }): 
     const pass = n > 1 ? `pass ${r + 1} of ${n}: ` : '';
     let one = await profileLocal({ ...options, onProgress: (done, total, label) => o.onProgress?.(done, total, pass + label) });
     if (o.modelPath !== undefined && o.quick !== true) {
-      o.onProgress?.(1, 1, `${pass}serving over HTTP (a server over a local cluster, a client process; ~10 s)`);
+      o.onProgress?.(1, 1, `${pass}serving over HTTP (a server over a local cluster, a client process; ~20 s)`);
       one = await withServing(one, { modelPath: o.modelPath, ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}) });
     }
     passes.push(one);
