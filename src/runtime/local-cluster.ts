@@ -5,12 +5,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { workerCommand } from './worker-command.js';
 import type { ModelSpec } from '../model/spec.js';
 import { HetisError } from '../util/errors.js';
 import { layoutAssignments, type ClusterLayout } from './cluster-layout.js';
 import type { KernelPreference } from './kernel-select.js';
 import { connectWorkers, type RemoteWorker } from './remote-worker.js';
+import { workerCommand } from './worker-command.js';
 
 export const LOCAL_HEARTBEAT_TIMEOUT_MS = 15_000;
 

@@ -7,12 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { workerCommand } from './worker-command.js';
 import type { LinkProfile } from '../cost/profile-types.js';
 import { HetisError } from '../util/errors.js';
 import { median, nonNegativeLeastSquares } from '../util/fit.js';
 import { connect } from './transport/index.js';
 import { blockFor } from '../util/block.js';
+import { workerCommand } from './worker-command.js';
 
 export interface TransportOptions {
   /** Message payload sizes, bytes, ascending. */
