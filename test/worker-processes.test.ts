@@ -3,6 +3,7 @@
 // migrate between processes mid-generation, and every process is stopped afterwards.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, type EngineConfig } from '../src/engine/engine.js';
 import { loadModel } from '../src/model/load.js';
@@ -86,6 +87,33 @@ test('worker processes: heads migrated between processes mid-generation change n
     }
   });
   assert.ok(moved >= 8, `moved ${moved} heads`);
+});
+
+/** Pids of the worker processes this process started that are still running (Linux: from /proc). */
+function workerChildren(): number[] {
+  return readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d)).flatMap((d) => {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      return ppid === process.pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('worker-main') ? [Number(d)] : [];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+}
+
+test('worker processes: a restart still starting when the cluster closes stops its own worker; nothing outlives the cluster', { timeout: 60_000, skip: existsSync('/proc/self/stat') ? false : 'needs /proc' }, async () => {
+  const path = 'models/hetis-kjv.gguf';
+  const cluster = await startLocalCluster({ spec: loadModel(path).model.spec, modelPath: path, layout: layout(1, 1), timeoutMs: 20000 });
+  try {
+    assert.equal(workerChildren().length, 3);
+    const restarting = cluster.restart('attn-1'); // a new process, not yet listening
+    await cluster.close();
+    await assert.rejects(restarting, /closed while a worker was restarting/);
+    assert.deepEqual(workerChildren(), [], 'every worker process has exited');
+  } finally {
+    for (const pid of workerChildren()) process.kill(pid, 'SIGKILL'); // a failure must not leave one holding this process
+  }
 });
 
 test('worker processes: stories260K over three processes, TP=2 and PP=2 equal the single process', { timeout: 120_000, skip: missingShared(stories260K) }, async () => {

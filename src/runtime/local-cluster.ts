@@ -101,16 +101,33 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     const copts = { token, timeoutMs: o.timeoutMs ?? LOCAL_HEARTBEAT_TIMEOUT_MS };
     const workers = await connectWorkers(addresses, assignments, copts);
     const processes = started.map((s) => s.proc);
+    // A restart still starting when the cluster closes stops what it started itself (close has
+    // already reaped every process it knew of); otherwise that worker outlives the cluster and,
+    // its pipe to us open, keeps this process alive.
+    let closing = false;
     const close = async (): Promise<void> => {
+      closing = true;
       await Promise.all(workers.map((w) => w.shutdown()));
       await stopAll();
     };
+    const closed = (): HetisError => new HetisError('unavailable', 'the local cluster closed while a worker was restarting');
     const restart = async (deviceId: string): Promise<RemoteWorker> => {
       const i = workers.findIndex((w) => w.assignment.deviceId === deviceId && w.assignment.primary === undefined);
       if (i < 0) throw new HetisError('bad_input', `no attention device '${deviceId}' to restart`);
+      if (closing) throw closed();
       const s = await startOne({ listen: '127.0.0.1:0', token, threads: o.threads ?? 1, kernels: o.kernels ?? 'auto', timeoutMs: o.timeoutMs ?? LOCAL_HEARTBEAT_TIMEOUT_MS }, o);
       started.push(s);
+      const stopIt = async (): Promise<never> => {
+        s.proc.stdin?.end();
+        await reap(s.proc, 3000);
+        throw closed();
+      };
+      if (closing) return stopIt();
       const [w] = await connectWorkers([s.address], [workers[i]!.assignment], copts);
+      if (closing) {
+        await w!.shutdown().catch(() => undefined); // its process may be gone already (close reaped it)
+        return stopIt();
+      }
       workers[i] = w!;
       processes[i] = s.proc;
       return w!;
