@@ -15,8 +15,9 @@ import { Sequence } from './sequence.js';
 import { schedule, insertWaiting, type Scheduled } from './scheduler.js';
 import { stepCost, type DenseStage } from './step-cost.js';
 import { describeStep } from './step-shape.js';
+import { BeforeStep } from './before-step.js';
 import { BusyWindow } from './busy-window.js';
-import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepMigration, StepPlan, StepRecord } from './types.js';
+import type { EngineListener, EngineRequest, Executor, FinishReason, RequestRecord, StepPlan, StepRecord } from './types.js';
 
 export interface EngineConfig {
   /** The cost model the dispatcher and the step predictions use. */
@@ -64,16 +65,12 @@ export class Engine {
   private turn = 0;
   private readonly waiting: Sequence[] = [];
   private readonly byId = new Map<string, Sequence>();
-  private freed: string[] = [];
   /** Requests finished so far (the serving cost of a simulated step's finishes). */
   private finishedCount = 0;
   /** Seconds the server's work on one finished request adds to a predicted interval (cost.servingEvents). */
   private readonly finishCost: number;
-  private pendingMigrations: StepMigration[] = [];
-  private migratedHeadTokens: number[];
-  private migratedHeads: number[];
-  /** Per device: requests in `freed` whose heads were there. */
-  private freedOn: number[];
+  /** KV to free and heads to copy at the front of the next step. */
+  private readonly before: BeforeStep;
   private imbalancedSteps = 0;
   private order = 0;
   private stepIndex = 0;
@@ -92,9 +89,7 @@ export class Engine {
     this.loads = this.devices.map(() => ({ reserved: 0, headTokens: 0, heads: 0 }));
     this.virtual = Array.from({ length: config.pipeline ? Math.max(1, config.stages.length) : 1 }, () => []);
     this.disp = createDispatcher({ devices: this.devices }, config.cost, this.virtual.length);
-    this.migratedHeadTokens = this.devices.map(() => 0);
-    this.migratedHeads = this.devices.map(() => 0);
-    this.freedOn = this.devices.map(() => 0);
+    this.before = new BeforeStep(this.devices.length);
     const first = config.stages[0];
     this.finishCost = first !== undefined ? config.cost.servingEvents?.(first.spec).finished ?? 0 : 0;
   }
@@ -146,11 +141,8 @@ export class Engine {
    * do not hold finished requests' KV until the next step). Steps must not run concurrently.
    */
   async releaseFreed(): Promise<void> {
-    if (this.freed.length === 0 || this.executor.release === undefined) return;
-    const ids = this.freed;
-    this.freed = [];
-    this.freedOn = this.devices.map(() => 0);
-    await this.executor.release(ids);
+    if (this.before.pending.freed.length === 0 || this.executor.release === undefined) return;
+    await this.executor.release(this.before.takeFreed());
   }
 
   hasWork(): boolean {
@@ -315,10 +307,9 @@ export class Engine {
   /** Frees a sequence's KV and load; the executor frees worker memory at the next step. */
   private release(seq: Sequence): void {
     if (seq.counts === undefined) return;
-    seq.counts.forEach((c, i) => { if (c > 0) this.freedOn[i]!++; });
+    this.before.free(seq.id, seq.counts);
     this.addLoad(seq, -1);
     this.kv.free(seq.id);
-    this.freed.push(seq.id);
     seq.counts = undefined;
     seq.deviceOfHead = undefined;
     seq.deviceIds = undefined;
@@ -355,18 +346,13 @@ export class Engine {
   // ---- building and finishing a step ------------------------------------------------------
 
   private buildPlan(chunks: Scheduled[]): StepPlan {
+    const work = this.before.take();
     const { chunks: stepChunks, headDevices, shape } = describeStep(chunks, this.devices, {
       idle: Math.max(0, this.now - this.lastEnd), sincePrefill: this.sincePrefill, recentBusy: this.busy.share(this.now),
-      migratedHeadTokens: this.migratedHeadTokens, migratedHeads: this.migratedHeads, freedRequests: this.freedOn,
+      migratedHeadTokens: work.migratedHeadTokens, migratedHeads: work.migratedHeads, freedRequests: work.freedRequests,
     });
     const predicted = stepCost(this.config.cost, this.config.stages, this.devices, shape);
-    const plan: StepPlan = { index: this.stepIndex++, chunks: stepChunks, headDevices, freed: this.freed, migrations: this.pendingMigrations, predicted, shape };
-    this.freed = [];
-    this.pendingMigrations = [];
-    this.migratedHeadTokens = this.devices.map(() => 0);
-    this.migratedHeads = this.devices.map(() => 0);
-    this.freedOn = this.devices.map(() => 0);
-    return plan;
+    return { index: this.stepIndex++, chunks: stepChunks, headDevices, freed: work.freed, migrations: work.migrations, predicted, shape };
   }
 
   private update(chunks: Scheduled[], sampled: Record<string, number>, end: number): void {
@@ -467,9 +453,7 @@ export class Engine {
     seq.counts![from]!--;
     seq.counts![to]!++;
     this.addLoad(seq, 1);
-    this.pendingMigrations.push({ request: seq.id, head: h, from: this.devices[from]!.id, to: this.devices[to]!.id, positions: seq.computed, rebuild: false });
-    this.migratedHeadTokens[to]! += seq.computed;
-    this.migratedHeads[to]!++;
+    this.before.migrate({ request: seq.id, head: h, from: this.devices[from]!.id, to: this.devices[to]!.id, positions: seq.computed, rebuild: false }, to);
     return true;
   }
 }
