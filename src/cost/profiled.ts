@@ -4,10 +4,10 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionInStep, PrefillAttentionProfile, ServingProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionInStep, PrefillAttentionProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
-import { NO_SERVING_EVENTS, type AttentionInStep, type CostModel, type Estimate, type EstimateSource, type Precision } from './types.js';
+import { NO_SERVING_EVENTS, type AttentionInStep, type CostModel, type Estimate, type EstimateSource, type Precision, type ServingEvents } from './types.js';
 import { HetisError } from '../util/errors.js';
 
 export interface ProfiledOptions {
@@ -45,7 +45,8 @@ interface DeviceTables {
   attentionInStep?: AttentionInStep;
   prefillInStep?: PrefillAttentionInStep;
   migration?: MigrationProfile;
-  serving?: ServingProfile;
+  /** The profile's serving costs as the cost model hands them out (built once: read every step). */
+  serving?: ServingEvents;
 }
 
 const key = (op: string, tp: number): string => `${op}@${tp}`;
@@ -114,7 +115,14 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       t.prefillInStep = p.prefillAttentionInStep;
     }
     if (p.migration !== undefined) t.migration = p.migration;
-    if (p.serving !== undefined) t.serving = p.serving;
+    if (p.serving !== undefined) {
+      const s = p.serving;
+      t.serving = Object.freeze({
+        admitted: s.admitted, finished: s.finished, arrival: s.arrival, step: s.step ?? 0,
+        ...(s.busy !== undefined ? { busy: s.busy } : {}),
+        ...(s.light !== undefined ? { light: { step: s.light.step, busy: s.light.busy } } : {}),
+      });
+    }
     if (p.prefillAttention !== undefined) {
       checkTable(p.prefillAttention.tokens, p.prefillAttention.seconds, `${p.device} prefill attention`);
       t.prefill = p.prefillAttention;
@@ -279,13 +287,7 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
     },
 
     servingEvents(device) {
-      const s = byDevice.get(device.name)?.serving;
-      if (s === undefined) return base.servingEvents?.(device) ?? NO_SERVING_EVENTS;
-      return {
-        admitted: s.admitted, finished: s.finished, arrival: s.arrival, step: s.step ?? 0,
-        ...(s.busy !== undefined ? { busy: s.busy } : {}),
-        ...(s.light !== undefined ? { light: { step: s.light.step, busy: s.light.busy } } : {}),
-      };
+      return byDevice.get(device.name)?.serving ?? base.servingEvents?.(device) ?? NO_SERVING_EVENTS;
     },
 
     weightBytes(layers, tp, extras) {
