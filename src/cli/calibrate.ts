@@ -2,7 +2,8 @@
 // cost model, print a table or JSON lines. Must not: compute errors or fits (cost/calibrate.ts does).
 
 import { resolve } from 'node:path';
-import { calibrate, type CalibrationReport, type ComputeEvaluation, type DeviceParams, type LinkEvaluation } from '../cost/calibrate.js';
+import type { ComputeEvaluation, DeviceParams, LinkEvaluation } from '../cost/calibrate.js';
+import { calibrate, type CalibrationReport } from '../cost/calibration-report.js';
 import { readVidurDir } from '../cost/vidur.js';
 
 export interface CalibrateFlags {

@@ -1,20 +1,19 @@
 // Owns: comparing the roofline with measured Vidur-format profiles (MAPE per op, per dense layer,
 // per link) and fitting a device's efficiencies and a link's latency/bandwidth to them.
-// Must not: read files or print (vidur.ts reads, cli/calibrate.ts prints).
+// Must not: read files or print (vidur.ts reads, cli/calibrate.ts prints), or assemble the whole
+// report (calibration-report.ts).
 //
 // The dense layer is the sum of the nine DenseOps of one layer on one rank, with `add` counted
 // TWICE (a Llama block runs two residual adds of the same shape; Vidur times one of them).
 
 import { assert } from '../util/errors.js';
 import { nelderMead } from '../util/optimize.js';
-import { getLink } from '../hardware/catalog.js';
-import type { CatalogLinkKind, DeviceSpec, LinkSpec } from '../hardware/types.js';
+import type { DeviceSpec, LinkSpec } from '../hardware/types.js';
 import { denseLayerWork, ringAllReduceParts, type OpWork } from './roofline.js';
-import { interpolate, type InterpolationMode } from './table.js';
 import { FP16, type DenseOp } from './types.js';
 import {
-  VIDUR_OPS, vidurDeviceProfiles, vidurModelSpec,
-  type VidurCollective, type VidurComputeProfile, type VidurData, type VidurNetworkRow,
+  VIDUR_OPS, vidurModelSpec,
+  type VidurCollective, type VidurComputeProfile, type VidurNetworkRow,
 } from './vidur.js';
 
 /** Batches of at most this many tokens (decode-sized) get their own dense-layer MAPE. */
@@ -205,11 +204,16 @@ export function evaluateCompute(device: DeviceSpec, profile: VidurComputeProfile
   return summarise(accumulate(device, prepare(profile)));
 }
 
-/** Dense-layer MAPE pooled over several profiles (every row counts once). */
-export function pooledLayerMape(device: DeviceSpec, profiles: readonly VidurComputeProfile[]): number {
+/** Dense-layer MAPE pooled over profiles, each against its device (every row counts once); undefined without any. */
+export function pooledLayer(pairs: readonly { device: DeviceSpec; profile: VidurComputeProfile }[]): { mape: number; points: number } | undefined {
   let sums: Sums | undefined;
-  for (const p of profiles) sums = accumulate(device, prepare(p), sums);
-  return sums === undefined ? NaN : ratio(sums.layerErr, sums.layerN);
+  for (const { device, profile } of pairs) sums = accumulate(device, prepare(profile), sums);
+  return sums === undefined ? undefined : { mape: ratio(sums.layerErr, sums.layerN), points: sums.layerN };
+}
+
+/** Dense-layer MAPE of `device` pooled over several profiles (every row counts once). */
+export function pooledLayerMape(device: DeviceSpec, profiles: readonly VidurComputeProfile[]): number {
+  return pooledLayer(profiles.map((profile) => ({ device, profile })))?.mape ?? NaN;
 }
 
 /**
@@ -319,192 +323,4 @@ export function fitLink(start: LinkSpec, rows: readonly VidurNetworkRow[], maxBa
   if (fitEff) x0.push(logit(clampFraction(start.allReduceEfficiency ?? 0.8)));
   const r = nelderMead((x) => evaluateLink(decode(x), rows).mape, x0, { maxEvaluations: 2000, restarts: 2 });
   return decode(r.x);
-}
-
-// ---- the whole report ----
-
-export interface ModelReport {
-  deviceFolder: string;
-  device: string;
-  model: string;
-  rows: number;
-  tps: number[];
-  tokens: [number, number];
-  before: ComputeEvaluation;
-  after?: ComputeEvaluation;
-}
-
-export interface DeviceFitReport {
-  device: string;
-  deviceFolder: string;
-  models: string[];
-  before: DeviceParams;
-  after: DeviceParams;
-  layerMapeBefore: number;
-  layerMapeAfter: number;
-}
-
-export interface CrossValidationReport {
-  device: string;
-  train: string;
-  test: string[];
-  params: DeviceParams;
-  trainLayerMape: number;
-  testLayerMape: number;
-}
-
-export interface LinkReport {
-  topology: string;
-  scope: 'intra-node' | 'inter-node';
-  /** The catalog kind compared and fitted (intra-node rows of a known topology). */
-  kind: CatalogLinkKind | undefined;
-  rows: number;
-  before?: LinkEvaluation;
-  after?: LinkEvaluation;
-  fitted?: LinkSpec;
-}
-
-export interface InterpolationReport {
-  /** Every other grid point held out and predicted from its neighbours. */
-  dense: InterpolationError;
-  /** Only powers-of-two token counts kept (a profiler's usual grid); every other point predicted. */
-  sparse: InterpolationError;
-}
-
-export interface InterpolationError {
-  points: number;
-  linear: number;
-  loglog: number;
-}
-
-export interface CalibrationReport {
-  root: string;
-  models: ModelReport[];
-  fits: DeviceFitReport[];
-  crossValidation: CrossValidationReport[];
-  links: LinkReport[];
-  interpolation: InterpolationReport | undefined;
-  /** Dense-layer MAPE pooled over every row of every profile with a catalog device. */
-  overall: { before: number; after?: number; points: number };
-  notes: string[];
-}
-
-export interface CalibrateOptions {
-  fit: boolean;
-  /** Override the GEMM tiles tried (tests use fewer). */
-  tiles?: readonly number[];
-}
-
-/**
- * How well tables interpolate between grid points, measured on the Vidur tables: grid points are
- * held out and predicted from the kept ones, linearly and log-log.
- */
-export function interpolationCheck(data: VidurData): InterpolationReport | undefined {
-  const tables = vidurDeviceProfiles(data).flatMap((p) => p.dense);
-  const check = (keep: (x: number, i: number) => boolean): InterpolationError => {
-    const err: Record<InterpolationMode, number> = { linear: 0, loglog: 0 };
-    let points = 0;
-    for (const t of tables) {
-      const kept = t.tokens.map((x, i) => keep(x, i));
-      const xs = t.tokens.filter((_, i) => kept[i]);
-      const ys = t.seconds.filter((_, i) => kept[i]);
-      if (xs.length < 2) continue;
-      t.tokens.forEach((x, i) => {
-        const truth = t.seconds[i]!;
-        if (kept[i] || !(truth > 0) || x < xs[0]! || x > xs[xs.length - 1]!) return;
-        points++;
-        for (const mode of ['linear', 'loglog'] as const) err[mode] += Math.abs(interpolate(xs, ys, x, mode)! - truth) / truth;
-      });
-    }
-    return { points, linear: err.linear / points, loglog: err.loglog / points };
-  };
-  const dense = check((_, i) => i % 2 === 0);
-  const sparse = check((x) => Number.isInteger(Math.log2(x)));
-  return dense.points === 0 ? undefined : { dense, sparse };
-}
-
-/** Compares (and with opts.fit, fits) every usable profile in `data`. */
-export function calibrate(data: VidurData, opts: CalibrateOptions): CalibrationReport {
-  const notes = [...data.notes];
-  const usable = data.compute.filter((p) => p.device !== undefined);
-  const devices = [...new Set(usable.map((p) => p.device!.name))];
-  const fitted = new Map<string, DeviceSpec>();
-  const fits: DeviceFitReport[] = [];
-  const crossValidation: CrossValidationReport[] = [];
-
-  for (const name of devices) {
-    const mine = usable.filter((p) => p.device!.name === name);
-    const start = mine[0]!.device!;
-    if (!opts.fit) continue;
-    const fit = fitDevice(start, mine, opts.tiles);
-    fitted.set(name, fit.device);
-    fits.push({
-      device: name, deviceFolder: mine[0]!.deviceFolder, models: mine.map((p) => p.model),
-      before: deviceParams(start), after: deviceParams(fit.device),
-      layerMapeBefore: pooledLayerMape(start, mine), layerMapeAfter: pooledLayerMape(fit.device, mine),
-    });
-    if (mine.length < 2) continue;
-    for (const train of mine) {
-      const test = mine.filter((p) => p !== train);
-      const cv = fitDevice(start, [train], opts.tiles).device;
-      crossValidation.push({
-        device: name, train: train.model, test: test.map((p) => p.model), params: deviceParams(cv),
-        trainLayerMape: pooledLayerMape(cv, [train]), testLayerMape: pooledLayerMape(cv, test),
-      });
-    }
-  }
-
-  const models: ModelReport[] = usable.map((p) => {
-    const after = fitted.get(p.device!.name);
-    const tokens = p.rows.map((r) => r.tokens);
-    return {
-      deviceFolder: p.deviceFolder, device: p.device!.name, model: p.model, rows: p.rows.length,
-      tps: [...new Set(p.rows.map((r) => r.tp))].sort((a, b) => a - b),
-      tokens: [Math.min(...tokens), Math.max(...tokens)],
-      before: evaluateCompute(p.device!, p),
-      ...(after !== undefined ? { after: evaluateCompute(after, p) } : {}),
-    };
-  });
-
-  let before: Sums | undefined;
-  let after: Sums | undefined;
-  for (const p of usable) {
-    const prepared = prepare(p);
-    before = accumulate(p.device!, prepared, before);
-    const f = fitted.get(p.device!.name);
-    if (f !== undefined) after = accumulate(f, prepared, after);
-  }
-  const overall: CalibrationReport['overall'] = {
-    before: before === undefined ? NaN : ratio(before.layerErr, before.layerN),
-    points: before?.layerN ?? 0,
-    ...(after !== undefined ? { after: ratio(after.layerErr, after.layerN) } : {}),
-  };
-
-  const links: LinkReport[] = [];
-  for (const n of data.network) {
-    const intra = n.rows.filter((r) => r.ranks === r.devicesPerNode);
-    const inter = n.rows.filter((r) => r.ranks !== r.devicesPerNode);
-    if (intra.length > 0) {
-      const kind = n.intraLink;
-      const catalog = kind === undefined ? undefined : getLink(kind);
-      const report: LinkReport = { topology: n.topology, scope: 'intra-node', kind, rows: intra.length };
-      if (catalog !== undefined) report.before = evaluateLink(catalog, intra);
-      if (opts.fit) {
-        const start = catalog ?? { kind: 'custom' as const, latency: 10e-6, bandwidth: 100e9 };
-        report.fitted = fitLink(start, intra, catalog?.bandwidth);
-        report.after = evaluateLink(report.fitted, intra);
-      }
-      links.push(report);
-    }
-    if (inter.length > 0 && opts.fit) {
-      // Between nodes (InfiniBand on a DGX): no catalog kind to compare; fitted for the record.
-      const fittedInter = fitLink({ kind: 'custom', latency: 10e-6, bandwidth: 10e9 }, inter);
-      links.push({ topology: n.topology, scope: 'inter-node', kind: undefined, rows: inter.length, fitted: fittedInter, after: evaluateLink(fittedInter, inter) });
-    }
-  }
-
-  return {
-    root: data.root, models, fits, crossValidation, links,
-    interpolation: interpolationCheck(data), overall, notes,
-  };
 }
