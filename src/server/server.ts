@@ -1,7 +1,8 @@
 // Owns: the OpenAI-compatible HTTP server: routes and methods, the bearer key, the Engine it
 // builds from a backend and drives with an EngineLoop, one Session per completion request
-// (whole or streamed as server-sent events), health, metrics and the cluster view; the limits
-// that keep it serving (timeouts, connections, admission to a bounded queue).
+// (whole or streamed as server-sent events), health, metrics and the cluster view (its JSON in
+// cluster-view.ts); the limits that keep it serving (timeouts, connections, admission to a
+// bounded queue).
 // Must not: run the model or place heads (the engine and executor do), or let a stack trace or
 // an internal message reach a client (errors.ts decides what a client sees).
 
@@ -15,6 +16,7 @@ import type { EngineListener, FinishReason } from '../engine/types.js';
 import type { ServeBackend } from './backend.js';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat-template.js';
 import { ChoiceText } from './choice-text.js';
+import { clusterView } from './cluster-view.js';
 import { ApiError, shown, toErrorResponse, type ApiErrorCode } from './errors.js';
 import { EventStream, hasBearer, readJson, sendError, sendJson, sendText, type BodyLimits, type StreamLimits } from './http.js';
 import { ServerMetrics } from './metrics.js';
@@ -73,8 +75,6 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 const RETRY_AFTER_S = 1;
 /** Step and request records the engine keeps (it drops older ones past twice this). */
 const ENGINE_HISTORY = 1024;
-/** Steps /v1/cluster shows. */
-const CLUSTER_STEPS = 20;
 
 /** Starts serving `backend` over HTTP; resolves once listening. */
 export async function startServer(backend: ServeBackend, opts: ServerOptions = {}): Promise<RunningServer> {
@@ -175,7 +175,7 @@ class HetisServer {
       { match: (p) => p === '/v1/chat/completions', auth: true, methods: { POST: complete('chat') } },
       { match: (p) => p === '/v1/models', auth: true, methods: { GET: (_q, res) => sendJson(res, 200, { object: 'list', data: [this.modelCard()] }) } },
       { match: (p) => p.startsWith('/v1/models/'), auth: true, methods: { GET: (_q, res, p) => this.model(res, p) } },
-      { match: (p) => p === '/v1/cluster', auth: true, methods: { GET: (_q, res) => sendJson(res, 200, this.cluster()) } },
+      { match: (p) => p === '/v1/cluster', auth: true, methods: { GET: (_q, res) => sendJson(res, 200, clusterView(this.backend, this.engine)) } },
       { match: (p) => p === '/health', auth: false, methods: { GET: (_q, res) => this.health(res) } },
       { match: (p) => p === '/metrics', auth: false, methods: { GET: (_q, res) => this.scrape(res) } },
     ];
@@ -405,28 +405,6 @@ class HetisServer {
 
   private scrape(res: ServerResponse): void {
     sendText(res, 200, 'text/plain; version=0.0.4; charset=utf-8', this.metrics.render({ counts: this.engine.counts(), devices: this.engine.deviceView() }));
-  }
-
-  private cluster(): object {
-    const extra = new Map(this.backend.devices().map((d) => [d.id, d]));
-    const primary = new Map(this.backend.engineConfig.devices.map((d) => [d.id, d.primary]));
-    const { running, waiting } = this.engine.counts();
-    return {
-      model: this.backend.modelName,
-      running, waiting,
-      devices: this.engine.deviceView().map((d) => {
-        const x = extra.get(d.id);
-        return {
-          id: d.id, role: x?.role ?? (primary.get(d.id) ? 'primary+attention' : 'attention'),
-          pid: x?.pid ?? null, address: x?.address ?? null, alive: d.alive,
-          heads: d.heads, head_tokens: d.headTokens, kv_used_blocks: d.usedBlocks, kv_free_blocks: d.freeBlocks,
-        };
-      }),
-      steps: this.engine.steps.slice(-CLUSTER_STEPS).map((s) => ({
-        index: s.index, seconds: s.seconds, predicted_seconds: s.predictedSeconds,
-        prefill_tokens: s.prefillTokens, decode_tokens: s.decodeTokens, migrations: s.migrations, parts: s.parts ?? null,
-      })),
-    };
   }
 }
 
