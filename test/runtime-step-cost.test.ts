@@ -142,7 +142,7 @@ test('runtime step: the primary\'s prefill attention in a step is its table time
   assert.throws(() => withFactor({ tokens: [64, 32], factor: [1, 1] }), /prefill attention in step/);
 });
 
-test('runtime step: a migrated head costs its measured time, adjusted for its bytes crossing the link twice', () => {
+test('runtime step: a migrated head costs its measured time, adjusted for its bytes crossing the link twice; a step that migrates, its once more', () => {
   const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }, { id: 'a1', primary: false, kvCapacityBytes: 1 << 20 }];
   const measured = { perHead: 4e-4, bytes: 4096 };
   const cfg = localEngineConfig(spec, devices, [], {
@@ -161,6 +161,16 @@ test('runtime step: a migrated head costs its measured time, adjusted for its by
   const link = cfg.devices[1]!.link;
   const bigger = stepCost(cfg.cost, cfg.stages, cfg.devices, shape(4 * atMeasured)).parts['migration']!;
   close(bigger, 2 * (4e-4 + 2 * (cfg.cost.sendRecv(link, 4 * measured.bytes).seconds - cfg.cost.sendRecv(link, measured.bytes).seconds)), 'four times the bytes');
+  // A profile that measured the step's once: added once to a step that migrates, never to one that does not.
+  const withStep = localEngineConfig(spec, devices, [], {
+    profile: {
+      format: 'hetis-profile', version: 1, createdAt: '', machine: { cpu: '', cores: 2, memoryBytes: 0, node: '', kernels: '', clock: 'cpu' }, devices: [device],
+      profiles: [{ ...profile, migration: { ...measured, perStep: 7e-4 } }], links: [],
+    },
+  });
+  close(stepCost(withStep.cost, withStep.stages, withStep.devices, shape(atMeasured)).parts['migration']!, 7e-4 + 2 * 4e-4, 'once and two heads');
+  const none = { ...shape(0), migratedHeadTokens: [0, 0], migratedHeads: [0, 0] };
+  assert.equal(stepCost(withStep.cost, withStep.stages, withStep.devices, none).parts['migration'], 0);
 });
 
 test('dense work in a step: the profile\'s factor at the step\'s rows, local and remote mixed by the primary\'s share of the attention', () => {

@@ -75,6 +75,9 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     migrateHead(device: DeviceSpec, link: LinkSpec, bytes: number) {
       return base.migrateHead?.(actual(device), link, bytes);
     },
+    migrationStep(device: DeviceSpec) {
+      return base.migrationStep?.(actual(device)) ?? 0;
+    },
     engineStep(device: DeviceSpec, sequences: number, sincePrefill?: number) {
       return base.engineStep?.(actual(device), sequences, sincePrefill) ?? 0;
     },

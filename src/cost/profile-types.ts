@@ -135,13 +135,17 @@ export interface ServingProfile {
 }
 
 /**
- * Seconds one migrated head's copy takes as a step runs it (export from its owner, import at the
- * new one, drop at the old: three round trips one after another), measured for a head of `bytes`
- * of KV; other sizes add or save their bytes over the link.
+ * Migrations as a step runs them before its work, measured as serving meets them (rare, the
+ * workers they involve idle before): one migrated head's copy (export from its owner, import at
+ * the new one, drop at the old: three round trips one after another) for a head of `bytes` of KV,
+ * other sizes adding or saving their bytes over the link, and what a step that migrates anything
+ * takes once beyond its heads (waking the workers, their migration code cold).
  */
 export interface MigrationProfile {
   perHead: number;
   bytes: number;
+  /** Seconds once a step that migrates; absent (profiles before it was measured, heads moved back to back): 0. */
+  perStep?: number;
 }
 
 /**

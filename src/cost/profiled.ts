@@ -280,6 +280,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       return Math.max(0, m.perHead + 2 * (this.sendRecv(link, bytes).seconds - this.sendRecv(link, m.bytes).seconds));
     },
 
+    migrationStep(device) {
+      return byDevice.get(device.name)?.migration?.perStep ?? base.migrationStep?.(device) ?? 0;
+    },
+
     engineStep(device, sequences, sincePrefill) {
       const e = byDevice.get(device.name)?.engineStep;
       if (e === undefined) return base.engineStep?.(device, sequences, sincePrefill) ?? 0;

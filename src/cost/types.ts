@@ -175,6 +175,12 @@ export interface CostModel {
    * Absent: the runtime step cost's round trips over the link.
    */
   migrateHead?(device: DeviceSpec, link: LinkSpec, bytes: number): number | undefined;
+  /**
+   * Optional: seconds a step that migrates any head takes once beyond its heads' copies on the
+   * machine of `device` (the workers woken, their migration code cold: MigrationProfile.perStep).
+   * Absent: 0.
+   */
+  migrationStep?(device: DeviceSpec): number;
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

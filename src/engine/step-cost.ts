@@ -263,7 +263,8 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     if (tokens > 0) wake += cost.stepOverhead?.(st.spec) ?? 0;
   });
   // Each migrated head: export (a request, its KV back), import (its KV out, a reply), drop (two
-  // small messages), as measured (cost.migrateHead) or as round trips over the link.
+  // small messages), as measured (cost.migrateHead) or as round trips over the link; and once for
+  // the step, what migrating at all takes beyond them (cost.migrationStep).
   let migration = 0;
   const perHeadToken = cost.kvBytesPerHeadToken();
   devices.forEach((d, i) => {
@@ -274,6 +275,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     const measured = cost.migrateHead?.(stages[0]!.spec, d.link, bytes);
     migration += n * (measured ?? 4 * cost.sendRecv(d.link, 0).seconds + 2 * cost.sendRecv(d.link, bytes).seconds);
   });
+  if (migration > 0) migration += cost.migrationStep?.(stages[0]!.spec) ?? 0;
   let free = 0, freeing = 0;
   devices.forEach((d, i) => {
     if (d.primary || !((s.freedRequests?.[i] ?? 0) > 0)) return;

@@ -46,9 +46,12 @@ export interface RuntimeRoundTrips {
   attentionInStep: AttentionInStep;
   /** The primary's prefill attention in a step over its table, at the dense-in-step probe's prompt chunks (absent without a table). */
   prefillAttentionInStep?: PrefillAttentionInStep;
-  /** A migrated head's copy (export, import, drop) as a step runs it, at a head of `bytes` of KV. */
+  /** Migrations as serving meets them: once a step that migrates, and each head's copy (export, import, drop) at a head of `bytes` of KV. */
   migration: MigrationProfile;
 }
+
+/** Plain steps between two measured migrations (~50 ms here: the attention worker idles meanwhile, as between a served run's rare migrations). */
+const STEPS_BETWEEN_MIGRATIONS = 40;
 
 /** Sequences a step in the many-sequence attend measurement. */
 const MANY_SEQUENCES = 12;
@@ -175,22 +178,7 @@ export async function measureRuntimeRoundTrips(o: {
     // measured (0 to 0.09 ms a step between profiles). What is left is the attention's excess.
     const over = local.map((p) => (p['attention'] ?? 0) - spec.nLayers * o.attention(spec.nKvHeads * ((p['position'] ?? context) + 1), spec.nKvHeads));
 
-    // Migrations: every head of a `context`-token sequence moved to the other device before a
-    // one-token step, back and forth; the time of the step's migration part per head.
-    await ex.execute(plan('move', 'primary', 0, context));
-    const perHead: number[] = [];
-    let at = 'primary';
-    for (let r = 0; r < (o.quick === true ? 4 : 16); r++) {
-      const to = at === 'primary' ? 'attn' : 'primary';
-      const step = plan('move', to, context + r, 1);
-      step.migrations = Array.from({ length: spec.nKvHeads }, (_, head) => ({ request: 'move', head, from: at, to, positions: context + r, rebuild: false }));
-      const res = await ex.execute(step);
-      perHead.push((res.parts?.['migrate'] ?? 0) / spec.nKvHeads);
-      at = to;
-      await nextTurn();
-    }
-    await ex.release(['move']);
-    const migrationHeadBytes = (context + 8) * 2 * spec.headDim * spec.nLayers * 4; // a head's KV at the middle of the runs
+    const migration = await measureMigrations(spec, plan, ex, o.quick === true);
 
     // Waking up: after each idle, one one-token step, against the median back-to-back step (the local run's).
     const settled = median(local.map((p) => p['seconds'] ?? 0));
@@ -218,11 +206,62 @@ export async function measureRuntimeRoundTrips(o: {
       engineStep: { ...driven.engineStep, afterPrefill: afterPrefill.engine },
       messagePerSequence: { step: driven.stepPerSequence, attend: attendPerSequence }, attentionInStep,
       ...(prefillAttentionInStep !== undefined ? { prefillAttentionInStep } : {}),
-      migration: { perHead: median(perHead), bytes: migrationHeadBytes },
+      migration,
     };
   } finally {
     await cluster.close();
   }
+}
+
+/**
+ * Migrations as serving meets them: rare, each after tens of plain steps (STEPS_BETWEEN_MIGRATIONS
+ * of another sequence, on the primary) that leave the attention worker idle, so the first message
+ * wakes it and its export and import run cold. In turn: one head of a sequence at half the long
+ * context moved to the worker, the same head back, every head moved, every head back. A head's
+ * copy is what every head adds over one, per further head; the step's once is what one head costs
+ * beyond its copy (here 0.8 ms once and 0.8 ms a head at 128 tokens, where heads moved back to back
+ * took 0.3-0.5 ms a head and served runs' migration steps 1.0-1.6 ms a head, 3-7 heads a step).
+ */
+async function measureMigrations(
+  spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
+  ex: ClusterExecutor, quick: boolean,
+): Promise<MigrationProfile> {
+  const rounds = quick ? 2 : 8;
+  const between = quick ? 10 : STEPS_BETWEEN_MIGRATIONS;
+  const context = Math.min(LONG_CONTEXT / 2, Math.floor(spec.contextLength / 2));
+  const H = spec.nKvHeads;
+  const move = `move-${probeRequests++}`;
+  let other = `between-${probeRequests++}`, pos = 0;
+  const plainStep = async (): Promise<void> => {
+    if (pos === 0 || pos >= spec.contextLength - 1) {
+      if (pos > 0) await ex.release([other]);
+      other = `between-${probeRequests++}`;
+      await ex.execute(plan(other, 'primary', 0, 32));
+      pos = 32;
+    }
+    await ex.execute(plan(other, 'primary', pos++, 1));
+    await nextTurn();
+  };
+  await ex.execute(plan(move, 'primary', 0, context));
+  let at = context;
+  const timed = new Map<number, number[]>([[1, []], [H, []]]);
+  for (let r = 0; r < rounds; r++) {
+    for (const [heads, from, to] of [[1, 'primary', 'attn'], [1, 'attn', 'primary'], [H, 'primary', 'attn'], [H, 'attn', 'primary']] as const) {
+      for (let i = 0; i < between; i++) await plainStep();
+      const step = plan(move, 'primary', at, 1);
+      step.headDevices[move] = Array.from({ length: H }, (_, h) => (h < heads ? to : 'primary'));
+      step.migrations = Array.from({ length: heads }, (_, head) => ({ request: move, head, from, to, positions: at, rebuild: false }));
+      const res = await ex.execute(step);
+      timed.get(heads)!.push(res.parts?.['migrate'] ?? NaN);
+      at++;
+      await nextTurn();
+    }
+  }
+  await ex.release([move, other]);
+  const one = median(timed.get(1)!), all = median(timed.get(H)!);
+  const perHead = H > 1 ? Math.max(0, (all - one) / (H - 1)) : one;
+  const bytes = (context + rounds * 2) * 2 * spec.headDim * spec.nLayers * 4; // a head's KV at the middle of the runs
+  return { perHead, bytes, perStep: Math.max(0, one - perHead) };
 }
 
 /**
