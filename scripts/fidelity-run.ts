@@ -15,7 +15,7 @@ import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { localClusterBackend } from '../src/server/cluster-backend.js';
 import { generatedPrompt } from '../src/server/loadgen.js';
 import { startServer } from '../src/server/server.js';
-import type { LoadRequest, RealRun } from '../src/sim/local-fidelity.js';
+import type { LoadRequest, LoadSampling, RealRun } from '../src/sim/local-fidelity.js';
 import { openModel } from '../src/cli/open-model.js';
 import { createRng } from '../src/util/rng.js';
 
@@ -76,17 +76,18 @@ export async function runLoad(server: LocalServer, requests: readonly LoadReques
   const firstRecord = engine.records.length, firstStep = engine.steps.length;
   const job = {
     url: server.url, model: server.modelName,
-    requests: requests.map((r, i) => ({ arrival: r.arrival, prompt: promptIds(server.tokenizer, seed * 100_003 + i, r.promptLength), maxTokens: r.maxTokens })),
+    requests: requests.map((r, i) => ({ arrival: r.arrival, prompt: promptIds(server.tokenizer, seed * 100_003 + i, r.promptLength), maxTokens: r.maxTokens, ...(r.sampling ? { sampling: r.sampling } : {}) })),
   };
   const out = await runClient(JSON.stringify(job), 120 + 2 * Math.max(0, ...requests.map((r) => r.arrival)));
   const maxTokens = new Map(out.accepted.map((a) => [a.id, a.maxTokens]));
+  const sampling = new Map(out.accepted.flatMap((a) => (a.sampling !== undefined ? [[a.id, a.sampling] as const] : [])));
   const records = engine.records.slice(firstRecord).filter((r) => maxTokens.has(r.id));
   if (records.length !== maxTokens.size) throw new Error(`the engine kept ${records.length} of the run's ${maxTokens.size} request records (history trimmed?)`);
-  return { records, steps: engine.steps.slice(firstStep), maxTokens, failures: out.failures, wall: out.wall };
+  return { records, steps: engine.steps.slice(firstStep), maxTokens, ...(sampling.size > 0 ? { sampling } : {}), failures: out.failures, wall: out.wall };
 }
 
 /** Runs the client process on `job` (killed after `timeoutSeconds`) and reads its one line of results. */
-function runClient(job: string, timeoutSeconds: number): Promise<{ accepted: { id: string; maxTokens: number }[]; failures: string[]; wall: number }> {
+function runClient(job: string, timeoutSeconds: number): Promise<{ accepted: { id: string; maxTokens: number; sampling?: LoadSampling }[]; failures: string[]; wall: number }> {
   return runScript('fidelity-client.ts', 'the load client', job, timeoutSeconds);
 }
 

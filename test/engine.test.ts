@@ -166,7 +166,7 @@ test('describeStep: chunks, head devices and the shape the cost model prices, fr
   ]);
   assert.deepEqual(d.headDevices, { d: decoding.deviceIds, p: admitted.deviceIds });
   assert.deepEqual(d.shape, {
-    prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2,
+    prefill: [{ tokens: 8, context: 0 }], decodeTokens: 1, sampledRows: 2, sampledBy: { plain: 1, truncated: 0 }, // d draws with a temperature, p greedily
     decodeHeads: [2, 2], decodeHeadTokens: [22, 22], shippedHeadTokens: [0, 8],
     migratedHeadTokens: [0, 7], migratedHeads: [0, 1], freedRequests: [1, 0], idle: 0.5, recentBusy: 0.25, admitted: 1, sincePrefill: 3,
   });

@@ -71,6 +71,10 @@ test('replayRequests: arrivals from 0, the client max_tokens, the generated leng
     { id: 'a', arrival: 0, promptLength: 9, maxTokens: 16, outputLength: 16 },
     { id: 'b', arrival: 2, promptLength: 5, maxTokens: 30, outputLength: 7 },
   ]);
+  // Requests sent with a temperature are drawn the same way in the replay (what it costs is the cost model's).
+  const sampled = replayRequests({ records, steps: [], maxTokens: new Map([['a', 16], ['b', 30], ['c', 4]]), sampling: new Map([['b', { temperature: 0.8, topP: 0.9 }], ['a', { temperature: 0, topP: 1 }]]) });
+  assert.equal(sampled[0]!.sampling, undefined);
+  assert.deepEqual(sampled[1]!.sampling, { temperature: 0.8, topK: 0, topP: 0.9, seed: 0 });
 });
 
 test('workloads: Poisson lengths in range and fitted to the context; the trace scaled and fitted; same seed, same requests', () => {
@@ -109,8 +113,11 @@ test('a short workload run for real and replayed on the virtual clock: every req
   const server = await startLocalServer({ modelPath: MODEL, profile, layout });
   try {
     // Arrivals close together, so that requests overlap and fill the primary's KV whatever the machine's speed.
-    const requests = poissonWorkload({ seed: 5, rate: 400, count: 12, prompt: [8, 40], output: [4, 24], context: server.contextLength });
+    // Some drawn with a temperature (with top-p and without), as clients of a real server do.
+    const requests = poissonWorkload({ seed: 5, rate: 400, count: 12, prompt: [8, 40], output: [4, 24], context: server.contextLength })
+      .map((r, i) => (i % 3 === 0 ? r : { ...r, sampling: { temperature: 0.8, topP: i % 3 === 1 ? 0.9 : 1 } }));
     const run = await runLoad(server, requests, 5);
+    assert.equal(run.sampling?.size, 8, 'the client reports the requests it sent with a temperature');
     assert.deepEqual(run.failures, []);
     assert.equal(run.records.length, requests.length);
     for (const r of run.records) assert.ok(r.finishReason === 'stop' || r.finishReason === 'length', `${r.id}: ${r.finishReason}`);

@@ -170,6 +170,8 @@ test('hetis profile --quick writes the profile (default path under the current d
   assert.ok(eng.afterPrefill !== undefined && eng.afterPrefill.length === cold.afterPrefill.length && eng.afterPrefill.every((x) => Number.isFinite(x) && x >= 0), JSON.stringify(eng));
   const mig = prof.migration!;
   assert.ok(mig.perHead >= 0 && mig.bytes > 0 && mig.perStep !== undefined && Number.isFinite(mig.perStep) && mig.perStep >= 0 && mig.perHead + mig.perStep > 0, `migration ${JSON.stringify(mig)}`);
+  const samp = prof.sampling!;
+  assert.ok(samp !== undefined && samp.plain >= 0 && samp.truncated >= 0 && Number.isFinite(samp.plain + samp.truncated), `sampling ${JSON.stringify(samp)}`);
   const inStep = prof.denseInStep!;
   assert.ok(ascending(inStep.tokens) && inStep.tokens[0] === 1 && inStep.local.length === inStep.tokens.length && inStep.remote.length === inStep.tokens.length, JSON.stringify(inStep));
   // Ratios of the same work in a step and outside it (near 1 for the built-in model; for this

@@ -173,6 +173,39 @@ test('runtime step: a migrated head costs its measured time, adjusted for its by
   assert.equal(stepCost(withStep.cost, withStep.stages, withStep.devices, none).parts['migration'], 0);
 });
 
+test('runtime step: rows drawn with a temperature cost the profile\'s sampling beyond greedy, by the sampler\'s path; greedy rows nothing', () => {
+  const devices = [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }];
+  const cfg = localEngineConfig(spec, devices, [], PROFILE_FILE({ ...profile, sampling: { plain: 5e-5, truncated: 8e-5 } }));
+  const shape = (sampledBy?: { plain: number; truncated: number }): StepShape => ({
+    prefill: [], decodeTokens: 4, sampledRows: 4, decodeHeads: [8], decodeHeadTokens: [160], shippedHeadTokens: [0], migratedHeadTokens: [0], ...(sampledBy ? { sampledBy } : {}),
+  });
+  const greedy = stepCost(cfg.cost, cfg.stages, cfg.devices, shape());
+  const mixed = stepCost(cfg.cost, cfg.stages, cfg.devices, shape({ plain: 2, truncated: 1 }));
+  assert.equal(greedy.parts['sampling'], 0);
+  close(mixed.parts['sampling']!, 2 * 5e-5 + 8e-5, 'two plain rows and one truncated');
+  close(mixed.seconds - greedy.seconds, 2 * 5e-5 + 8e-5, 'and nothing else moves');
+  // A profile without the measurement charges nothing.
+  const bare = localEngineConfig(spec, devices, [], PROFILE_FILE(profile));
+  assert.equal(stepCost(bare.cost, bare.stages, bare.devices, shape({ plain: 2, truncated: 1 })).parts['sampling'], 0);
+});
+
+test('the engine counts each step\'s sampled rows by how they are drawn', async () => {
+  const cfg = localEngineConfig(spec, [{ id: 'primary', primary: true, kvCapacityBytes: 1 << 20 }], []);
+  const rec = new Recorder();
+  const engine = new Engine(cfg, rec);
+  const prompt = [1, 2, 3, 4];
+  engine.submit({ id: 'g', arrival: 0, promptTokens: prompt, promptLength: 4, maxTokens: 2 });
+  engine.submit({ id: 't', arrival: 0, promptTokens: prompt, promptLength: 4, maxTokens: 2, sampling: { temperature: 0.8, topK: 0, topP: 1, seed: 1 } });
+  engine.submit({ id: 'p', arrival: 0, promptTokens: prompt, promptLength: 4, maxTokens: 2, sampling: { temperature: 0.8, topK: 0, topP: 0.9, seed: 2 } });
+  let t = 0;
+  while (engine.hasWork()) { const dt = await engine.step(t); t += dt!; }
+  assert.ok(rec.shapes.length > 0);
+  for (const s of rec.shapes) {
+    assert.equal(s.sampledRows, 3);
+    assert.deepEqual(s.sampledBy, { plain: 1, truncated: 1 });
+  }
+});
+
 test('dense work in a step: the profile\'s factor at the step\'s rows, local and remote mixed by the primary\'s share of the attention', () => {
   const withFactor: DeviceProfile = { ...profile, denseInStep: { tokens: [1, 16, 64], local: [1.2, 1.1, 1.3], remote: [1.0, 1.0, 1.1] } };
   const c = createProfiledCostModel(createRooflineCostModel(spec, FP32), [withFactor]);

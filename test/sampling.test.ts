@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { argmax, mostLikely, sampleToken, validateSampling, GREEDY } from '../src/model/sampler.js';
+import { argmax, mostLikely, sampleToken, samplingKind, validateSampling, GREEDY } from '../src/model/sampler.js';
 import { StopMatcher } from '../src/model/stop.js';
 import { createRng } from '../src/util/rng.js';
 import { HetisError } from '../src/util/errors.js';
@@ -75,6 +75,19 @@ test('sampling always returns a valid index (property)', () => {
       return Number.isInteger(id) && id >= 0 && id < arr.length;
     },
   ));
+});
+
+test('samplingKind names the path sampleToken takes: greedy, a temperature alone, or with top-k / top-p', () => {
+  assert.equal(samplingKind(undefined), 'greedy');
+  assert.equal(samplingKind(GREEDY), 'greedy');
+  assert.equal(samplingKind({ temperature: 1e-6, topK: 0, topP: 0.9 }), 'greedy');
+  assert.equal(samplingKind({ temperature: 0.8, topK: 1, topP: 1 }), 'greedy');
+  assert.equal(samplingKind({ temperature: 0.8, topK: 0, topP: 1 }), 'plain');
+  assert.equal(samplingKind({ temperature: 0.8, topK: 0, topP: 0.9 }), 'truncated');
+  assert.equal(samplingKind({ temperature: 0.8, topK: 40, topP: 1 }), 'truncated');
+  // The greedy path returns argmax whatever the rng: the kind is what the sampler does.
+  const logits = Float32Array.from([0.1, 3, -1, 2]);
+  assert.equal(sampleToken(logits, { temperature: 0.8, topK: 1, topP: 1 }, createRng(1)), argmax(logits));
 });
 
 test('bad sampling values are rejected, all listed', () => {

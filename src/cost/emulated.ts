@@ -75,6 +75,9 @@ export function withEmulatedDevices(base: CostModel, devices: readonly EmulatedD
     migrateHead(device: DeviceSpec, link: LinkSpec, bytes: number) {
       return base.migrateHead?.(actual(device), link, bytes);
     },
+    sampling(device: DeviceSpec, kind: 'plain' | 'truncated') {
+      return base.sampling?.(actual(device), kind) ?? 0;
+    },
     migrationStep(device: DeviceSpec) {
       return base.migrationStep?.(actual(device)) ?? 0;
     },

@@ -95,6 +95,8 @@ export interface DeviceProfile {
   prefillAttentionInStep?: PrefillAttentionInStep;
   /** How long moving one KV head between workers takes (`hetis profile` of a model file). */
   migration?: MigrationProfile;
+  /** What drawing a token with a temperature costs a sampled row beyond greedy (`hetis profile` of a model file). */
+  sampling?: SamplingCostProfile;
   /** What serving requests over HTTP adds to the engine process's time (`hetis profile` of a model file). */
   serving?: ServingProfile;
 }
@@ -146,6 +148,17 @@ export interface MigrationProfile {
   bytes: number;
   /** Seconds once a step that migrates; absent (profiles before it was measured, heads moved back to back): 0. */
   perStep?: number;
+}
+
+/**
+ * Seconds a sampled row costs beyond greedy (argmax) on the primary that samples, by the
+ * sampler's path (model/sampler.ts): `plain`, a temperature with every token a candidate (a
+ * softmax over the vocabulary); `truncated`, top-k or top-p as well (the candidates pruned, then
+ * picked or sorted by probability). Measured in real steps of the model's own logits.
+ */
+export interface SamplingCostProfile {
+  plain: number;
+  truncated: number;
 }
 
 /**

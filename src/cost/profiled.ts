@@ -4,7 +4,7 @@
 
 import type { LinkSpec } from '../hardware/types.js';
 import type { ModelSpec } from '../model/spec.js';
-import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionInStep, PrefillAttentionProfile } from './profile-types.js';
+import type { ColdSteps, DecodeAttentionProfile, DenseInStep, DeviceProfile, EngineStepProfile, LinkProfile, MessagePerSequence, MigrationProfile, ModelShape, OpTable, PrefillAttentionInStep, PrefillAttentionProfile, SamplingCostProfile } from './profile-types.js';
 import { causalPairs, ringAllReduceParts } from './roofline.js';
 import { checkTable, interpolate, type InterpolationMode } from './table.js';
 import { NO_SERVING_EVENTS, type AttentionInStep, type CostModel, type Estimate, type EstimateSource, type Precision, type ServingEvents } from './types.js';
@@ -45,6 +45,7 @@ interface DeviceTables {
   attentionInStep?: AttentionInStep;
   prefillInStep?: PrefillAttentionInStep;
   migration?: MigrationProfile;
+  sampling?: SamplingCostProfile;
   /** The profile's serving costs as the cost model hands them out (built once: read every step). */
   serving?: ServingEvents;
 }
@@ -115,6 +116,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       t.prefillInStep = p.prefillAttentionInStep;
     }
     if (p.migration !== undefined) t.migration = p.migration;
+    if (p.sampling !== undefined) {
+      if (!(p.sampling.plain >= 0 && p.sampling.truncated >= 0)) throw new HetisError('bad_input', `${p.device} sampling: plain and truncated must be seconds >= 0`);
+      t.sampling = p.sampling;
+    }
     if (p.serving !== undefined) {
       const s = p.serving;
       t.serving = Object.freeze({
@@ -278,6 +283,10 @@ export function createProfiledCostModel(base: CostModel, profiles: readonly Devi
       if (m === undefined) return base.migrateHead?.(device, link, bytes);
       // The head's KV crosses the link twice (exported, then imported).
       return Math.max(0, m.perHead + 2 * (this.sendRecv(link, bytes).seconds - this.sendRecv(link, m.bytes).seconds));
+    },
+
+    sampling(device, kind) {
+      return byDevice.get(device.name)?.sampling?.[kind] ?? base.sampling?.(device, kind) ?? 0;
     },
 
     migrationStep(device) {

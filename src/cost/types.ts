@@ -181,6 +181,11 @@ export interface CostModel {
    * Absent: 0.
    */
   migrationStep?(device: DeviceSpec): number;
+  /**
+   * Optional: seconds one row sampled by `kind` costs beyond greedy on the machine of `device`
+   * (DeviceProfile.sampling). Absent: 0 (sampling is charged as greedy, within the LM head).
+   */
+  sampling?(device: DeviceSpec, kind: 'plain' | 'truncated'): number;
 
   /** Weight bytes held by one rank of `tp` for `layers` layers, plus embedding / LM head when asked. */
   weightBytes(layers: number, tp: number, extras: { embedding: boolean; lmHead: boolean }): number;

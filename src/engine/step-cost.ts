@@ -52,6 +52,8 @@ export interface StepShape {
   decodeTokens: number;
   /** Rows needing logits (sampled chunks). */
   sampledRows: number;
+  /** Of those, rows drawn with a temperature (every token a candidate) and with top-k or top-p too (absent: every row greedy). */
+  sampledBy?: { plain: number; truncated: number };
   /** Per attention device: (request, KV head) pairs of decode tokens in this step, and their head-tokens. */
   decodeHeads: number[];
   decodeHeadTokens: number[];
@@ -207,7 +209,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   const rows = s.decodeHeads.reduce((a, b) => a + b, 0) + m.nKvHeads * prefillTokens;
   const localRows = devices.reduce((a, d, i) => a + (d.primary ? s.decodeHeads[i] ?? 0 : 0), 0) + localPrefillHeads * prefillTokens;
   const localShare = rows > 0 ? localRows / rows : 0;
-  let attention = 0, dense = 0, allReduce = 0, lmHead = 0, engine = 0, wake = 0;
+  let attention = 0, dense = 0, allReduce = 0, lmHead = 0, sampling = 0, engine = 0, wake = 0;
   const perSequence = cost.messagePerSequence?.(stages[0]!.spec) ?? { step: 0, attend: 0 };
   const kvInStep = cost.attentionInStep?.(stages[0]!.spec) ?? { perHead: 0, perHeadToken: 0 };
   stages.forEach((st, si) => {
@@ -255,6 +257,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
     }
     attention += st.layers * layerAttention;
     if (last && s.sampledRows > 0) lmHead = cost.lmHead(st.spec, s.sampledRows, st.tp).seconds * inStep;
+    if (last && s.sampledBy !== undefined) sampling = s.sampledBy.plain * (cost.sampling?.(st.spec, 'plain') ?? 0) + s.sampledBy.truncated * (cost.sampling?.(st.spec, 'truncated') ?? 0);
     const hidden = tokens * m.dim * act;
     const message = 12 * tokens + (4 + SAMPLING_META_BYTES) * s.sampledRows + sequences * (SEQUENCE_META_BYTES + OWNER_META_BYTES * m.nKvHeads) + (si > 0 ? hidden : 0);
     const reply = REPLY_META_BYTES + (last ? 4 * s.sampledRows : hidden);
@@ -285,7 +288,7 @@ function runtimeStepCost(cost: CostModel, stages: readonly DenseStage[], devices
   });
   const first = stages[0]!.spec;
   const cold = tokens > 0 ? cost.coldStep?.(first, s.idle ?? 0, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0 : 0;
-  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, engine_messages: engine, step_overhead: wake, migration, free, cold };
+  const parts = { dense, all_reduce: allReduce, attention, lm_head: lmHead, sampling, engine_messages: engine, step_overhead: wake, migration, free, cold };
   const seconds = Object.values(parts).reduce((a, b) => a + b, 0);
   const serving = cost.servingEvents?.(first);
   const engineWork = (cost.engineStep?.(first, sequences, prefillTokens === 0 ? s.sincePrefill : undefined) ?? 0)

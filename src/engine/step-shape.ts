@@ -3,6 +3,7 @@
 // Must not: change a sequence or any of the engine's state.
 
 import type { DispatchDevice } from '../dispatch/types.js';
+import { samplingKind } from '../model/sampler.js';
 import type { Scheduled } from './scheduler.js';
 import type { StepShape } from './step-cost.js';
 import type { StepChunk } from './types.js';
@@ -55,7 +56,11 @@ export function describeStep(scheduled: readonly Scheduled[], devices: readonly 
     const sampling = sample ? seq.req.sampling : undefined;
     chunks.push({ request: seq.id, start, count, sample, ...(tokens ? { tokens } : {}), ...(sampling ? { sampling } : {}) });
     headDevices[seq.id] = seq.deviceIds!;
-    if (sample) shape.sampledRows++;
+    if (sample) {
+      shape.sampledRows++;
+      const kind = samplingKind(sampling);
+      if (kind !== 'greedy') (shape.sampledBy ??= { plain: 0, truncated: 0 })[kind]++;
+    }
     if (seq.decoding) {
       shape.decodeTokens++;
       seq.counts!.forEach((c, i) => { shape.decodeHeads[i]! += c; shape.decodeHeadTokens[i]! += c * seq.numTokens; });

@@ -15,6 +15,20 @@ export interface SamplingParams {
 
 export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1 };
 
+/**
+ * What drawing a token costs beyond the LM head, by the sampler's path: `greedy` (argmax, the
+ * logits read once), `plain` (a temperature, every token a candidate: a softmax over the
+ * vocabulary and a walk by id), `truncated` (top-k or top-p as well: the candidates pruned and
+ * picked or sorted by probability).
+ */
+export type SamplingKind = 'greedy' | 'plain' | 'truncated';
+
+/** The path sampleToken takes for `p` (absent: greedy). */
+export function samplingKind(p: SamplingParams | undefined): SamplingKind {
+  if (p === undefined || p.temperature < 1e-5 || p.topK === 1) return 'greedy';
+  return p.topK === 0 && p.topP >= 1 ? 'plain' : 'truncated';
+}
+
 /** Throws a bad_input HetisError listing every out-of-range value. */
 export function validateSampling(p: SamplingParams): SamplingParams {
   const problems: string[] = [];

@@ -215,7 +215,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
 }
 
 /** What real steps of a local cluster add to a device's profile. */
-type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'attentionInStep' | 'prefillAttentionInStep' | 'migration'>;
+type RuntimeMeasurements = Pick<DeviceProfile, 'stepOverhead' | 'denseInStep' | 'coldSteps' | 'engineStep' | 'messagePerSequence' | 'attentionInStep' | 'prefillAttentionInStep' | 'migration' | 'sampling'>;
 
 /**
  * Real steps of a local cluster running the model file, against `dense` and `decodeAttention`
@@ -248,7 +248,7 @@ async function measureRuntime(o: {
     step: rt.step, attend: rt.attend,
     measured: {
       stepOverhead: rt.stepOverhead, denseInStep: rt.denseInStep, coldSteps: rt.cold, engineStep: rt.engineStep, messagePerSequence: rt.messagePerSequence,
-      attentionInStep: rt.attentionInStep, ...(rt.prefillAttentionInStep !== undefined ? { prefillAttentionInStep: rt.prefillAttentionInStep } : {}), migration: rt.migration,
+      attentionInStep: rt.attentionInStep, ...(rt.prefillAttentionInStep !== undefined ? { prefillAttentionInStep: rt.prefillAttentionInStep } : {}), migration: rt.migration, sampling: rt.sampling,
     },
   };
 }

@@ -22,6 +22,14 @@ export interface LoadRequest {
   arrival: number;
   promptLength: number;
   maxTokens: number;
+  /** How its tokens are drawn (absent: greedy). */
+  sampling?: LoadSampling;
+}
+
+/** A request's temperature and top-p, as the OpenAI API takes them (top-k is not part of it). */
+export interface LoadSampling {
+  temperature: number;
+  topP: number;
 }
 
 /**
@@ -57,13 +65,17 @@ export interface RealRun {
   steps: StepRecord[];
   /** max_tokens the engine was given, by request id. */
   maxTokens: ReadonlyMap<string, number>;
+  /** The requests sent with a temperature, by id (absent or not listed: greedy). */
+  sampling?: ReadonlyMap<string, LoadSampling>;
 }
 
 /**
  * The real run as a trace for the simulator: every request that reached the engine, at its
  * arrival (the first at 0), with its prompt length and max_tokens, generating exactly the tokens
  * it generated for real. A request that stopped at EOS gets EOS from the simulated sampler after
- * the same number of tokens; one that hit max_tokens or the context stops there in both.
+ * the same number of tokens; one that hit max_tokens or the context stops there in both. A
+ * request sent with a temperature is drawn the same way in the simulator (its tokens stay the
+ * simulated ones; what drawing them costs is the cost model's).
  */
 export function replayRequests(run: RealRun): EngineRequest[] {
   const served = run.records.filter((r) => r.finishReason === 'stop' || r.finishReason === 'length');
@@ -72,7 +84,9 @@ export function replayRequests(run: RealRun): EngineRequest[] {
     .map((r) => {
       const maxTokens = run.maxTokens.get(r.id);
       assert(maxTokens !== undefined, `no max_tokens recorded for ${r.id}`);
-      return { id: r.id, arrival: r.arrival - t0, promptLength: r.promptLength, maxTokens, outputLength: r.outputLength };
+      const s = run.sampling?.get(r.id);
+      const sampling = s !== undefined && s.temperature > 0 ? { sampling: { temperature: s.temperature, topK: 0, topP: s.topP, seed: 0 } } : {};
+      return { id: r.id, arrival: r.arrival - t0, promptLength: r.promptLength, maxTokens, outputLength: r.outputLength, ...sampling };
     })
     .sort((a, b) => a.arrival - b.arrival || (a.id < b.id ? -1 : 1));
 }
