@@ -7,9 +7,10 @@
 // layers on shared cores); how much more the primary's own work in such a step takes than the
 // profile's tables say, and its dense work against the same work timed beside the steps outside
 // them (heads on the primary and off it, one to 192 rows); how much slower the first steps after
-// the cluster idled are; and, through profile-engine.ts (a real Engine driving the cluster), the
-// steps right after a prefill and the engine's own time between two steps. Must not: leave a
-// worker running.
+// the cluster idled are; through profile-engine.ts (a real Engine driving the cluster), the
+// steps right after a prefill and the engine's own time between two steps; through
+// profile-step-extras.ts, migrations and sampling with a temperature. Must not: leave a worker
+// running.
 
 import type { ModelSpec } from '../model/spec.js';
 import { median, trimmedMean } from '../util/fit.js';
@@ -18,6 +19,8 @@ import { startLocalCluster } from './local-cluster.js';
 import type { StepPlan } from '../engine/types.js';
 import { AFTER_PREFILL_STEPS, measureAfterPrefill, measureEngineGaps, runEngine } from './profile-engine.js';
 import type { ColdSteps, DenseInStep, EngineStepProfile, MessagePerSequence, MigrationProfile, PrefillAttentionInStep, SamplingCostProfile } from '../cost/profile-types.js';
+import { measureMigrations, measureSampling } from './profile-step-extras.js';
+import { nextTurn } from '../util/turn.js';
 import type { AttentionInStep } from '../cost/types.js';
 import { blockFor } from '../util/block.js';
 
@@ -52,9 +55,6 @@ export interface RuntimeRoundTrips {
   sampling: SamplingCostProfile;
 }
 
-/** Plain steps between two measured migrations (~50 ms here: the attention worker idles meanwhile, as between a served run's rare migrations). */
-const STEPS_BETWEEN_MIGRATIONS = 40;
-
 /** Sequences a step in the many-sequence attend measurement. */
 const MANY_SEQUENCES = 12;
 /** The long context of the in-step attention measurement, tokens (a scaled conversation's longest). */
@@ -85,11 +85,6 @@ export function probePlans(spec: ModelSpec): (request: string, owner: string, st
 
 /** Requests the probes make up (unique ids on the cluster's workers). */
 let probeRequests = 0;
-
-/** One turn of the event loop: what the engine does between two steps it issues. */
-function nextTurn(): Promise<void> {
-  return new Promise((res) => setImmediate(res));
-}
 
 /** One step of every plan's chunks together (one-sequence plans of the same step index). */
 function together(plans: readonly StepPlan[]): StepPlan {
@@ -214,101 +209,6 @@ export async function measureRuntimeRoundTrips(o: {
   } finally {
     await cluster.close();
   }
-}
-
-/**
- * Migrations as serving meets them: rare, each after tens of plain steps (STEPS_BETWEEN_MIGRATIONS
- * of another sequence, on the primary) that leave the attention worker idle, so the first message
- * wakes it and its export and import run cold. In turn: one head of a sequence at half the long
- * context moved to the worker, the same head back, every head moved, every head back. A head's
- * copy is what every head adds over one, per further head; the step's once is what one head costs
- * beyond its copy (here 0.8 ms once and 0.8 ms a head at 128 tokens, where heads moved back to back
- * took 0.3-0.5 ms a head and served runs' migration steps 1.0-1.6 ms a head, 3-7 heads a step).
- */
-async function measureMigrations(
-  spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
-  ex: ClusterExecutor, quick: boolean,
-): Promise<MigrationProfile> {
-  const rounds = quick ? 2 : 8;
-  const between = quick ? 10 : STEPS_BETWEEN_MIGRATIONS;
-  const context = Math.min(LONG_CONTEXT / 2, Math.floor(spec.contextLength / 2));
-  const H = spec.nKvHeads;
-  const move = `move-${probeRequests++}`;
-  let other = `between-${probeRequests++}`, pos = 0;
-  const plainStep = async (): Promise<void> => {
-    if (pos === 0 || pos >= spec.contextLength - 1) {
-      if (pos > 0) await ex.release([other]);
-      other = `between-${probeRequests++}`;
-      await ex.execute(plan(other, 'primary', 0, 32));
-      pos = 32;
-    }
-    await ex.execute(plan(other, 'primary', pos++, 1));
-    await nextTurn();
-  };
-  await ex.execute(plan(move, 'primary', 0, context));
-  let at = context;
-  const timed = new Map<number, number[]>([[1, []], [H, []]]);
-  for (let r = 0; r < rounds; r++) {
-    for (const [heads, from, to] of [[1, 'primary', 'attn'], [1, 'attn', 'primary'], [H, 'primary', 'attn'], [H, 'attn', 'primary']] as const) {
-      for (let i = 0; i < between; i++) await plainStep();
-      const step = plan(move, 'primary', at, 1);
-      step.headDevices[move] = Array.from({ length: H }, (_, h) => (h < heads ? to : 'primary'));
-      step.migrations = Array.from({ length: heads }, (_, head) => ({ request: move, head, from, to, positions: at, rebuild: false }));
-      const res = await ex.execute(step);
-      timed.get(heads)!.push(res.parts?.['migrate'] ?? NaN);
-      at++;
-      await nextTurn();
-    }
-  }
-  await ex.release([move, other]);
-  const one = median(timed.get(1)!), all = median(timed.get(H)!);
-  const perHead = H > 1 ? Math.max(0, (all - one) / (H - 1)) : one;
-  const bytes = (context + rounds * 2) * 2 * spec.headDim * spec.nLayers * 4; // a head's KV at the middle of the runs
-  return { perHead, bytes, perStep: Math.max(0, one - perHead) };
-}
-
-/**
- * What drawing a token costs beyond greedy, in real steps: one-token decode steps of one sequence
- * (every head on the primary, each step fed the token the last one drew, so the logits are the
- * model's own continuation: top-p keeps few candidates of a peaked distribution), drawn greedily,
- * with a temperature (0.8, every token a candidate: `plain`) and with top-p 0.9 as well
- * (`truncated`), the three in turn round after round (the machine's speed moves between rounds);
- * the primary's dense part (the sampling is timed in it) over greedy's, medians (here 0.04-0.05
- * and 0.05-0.065 ms for 4,096 tokens; served one-sequence steps' dense part ran 0.07-0.17 ms with
- * a temperature and 0.02-0.14 ms with top-p over greedy runs beside them, three pairs each).
- */
-async function measureSampling(
-  spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
-  ex: ClusterExecutor, quick: boolean,
-): Promise<SamplingCostProfile> {
-  const context = Math.min(32, Math.floor(spec.contextLength / 2));
-  const modes: { kind: 'greedy' | 'plain' | 'truncated'; sampling?: { temperature: number; topK: number; topP: number } }[] = [
-    { kind: 'greedy' }, { kind: 'plain', sampling: { temperature: 0.8, topK: 0, topP: 1 } }, { kind: 'truncated', sampling: { temperature: 0.8, topK: 0, topP: 0.9 } },
-  ];
-  const dense = new Map<string, number[]>(modes.map((m) => [m.kind, []]));
-  let id = '', pos = spec.contextLength, token = 1;
-  for (let r = 0; r < (quick ? 3 : 12); r++) {
-    for (const m of modes) {
-      for (let i = 0; i < 8; i++) {
-        if (pos >= spec.contextLength - 1) { // a fresh sequence when the context is full
-          if (id !== '') await ex.release([id]);
-          id = `sampling-${probeRequests++}`;
-          token = (await ex.execute(plan(id, 'primary', 0, context))).sampled[id] ?? 1;
-          pos = context;
-        }
-        const step = plan(id, 'primary', pos++, 1);
-        step.chunks = step.chunks.map((c) => ({ ...c, tokens: [token], ...(m.sampling !== undefined ? { sampling: { ...m.sampling, seed: r } } : {}) }));
-        const res = await ex.execute(step);
-        token = res.sampled[id] ?? 1;
-        if (i >= 2) dense.get(m.kind)!.push(res.parts?.['dense'] ?? NaN); // the first steps after a change of mode settle
-        await nextTurn();
-      }
-    }
-  }
-  await ex.release([id]);
-  const greedy = median(dense.get('greedy')!);
-  const over = (kind: string): number => Math.max(0, median(dense.get(kind)!) - greedy);
-  return { plain: over('plain'), truncated: over('truncated') };
 }
 
 /**

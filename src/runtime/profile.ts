@@ -22,6 +22,7 @@ import {
 } from './profile-ops.js';
 import { measureRuntimeRoundTrips } from './profile-runtime.js';
 import { measureTransport, TRANSPORT_SIZES } from './profile-transport.js';
+import { nextTurn } from '../util/turn.js';
 
 /** The shape profiled when no model is given: stories15M (llama2.c) with an untied LM head. */
 export const DEFAULT_PROFILE_SPEC: ModelSpec = {
@@ -156,7 +157,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
   const points = timeDecodeAttention(clock, spec, runner, plan.decode, plan.sampling, (p) => {
     progress(`decode attention, ${p.heads} heads x ${p.headTokens / p.heads} tokens`);
   });
-  await yieldToLoop();
+  await nextTurn();
   const decodeAttention = fitDecodeAttention(points);
 
   const prefillSeconds: number[] = [];
@@ -165,7 +166,7 @@ export async function profileLocal(o: ProfileOptions = {}): Promise<ProfileFile>
   for (const t of plan.prefill) {
     prefillSeconds.push(positive(timePrefillAttention(clock, spec, runner, t, { ...plan.sampling, warmup: plan.sampling.warmup + 2 })));
     progress(`prefill attention, ${t} tokens`);
-    await yieldToLoop();
+    await nextTurn();
   }
 
   const device = measureDevice(clock, kernels, plan, o.deviceName ?? defaultDeviceName(), progress);
@@ -283,7 +284,7 @@ async function measureDense(clock: Clock, runner: DenseRunner, plan: Plan, progr
       const sweep = denseSweep(clock, runner, n);
       samples.get(n)!.push(...sample({ ...plan.denseSampling, warmup: DENSE_WARMUP, pauseMs: plan.pauseMs }, sweep, (t) => sweepSeconds(t, layers)));
       if (pass === passes - 1) progress(`dense ops, ${n} tokens`);
-      await yieldToLoop();
+      await nextTurn();
     }
   }
   return PROFILED_OPS.map((op) => ({ op, tp: 1, tokens: [...plan.tokens], seconds: plan.tokens.map((n) => positive(median(samples.get(n)!.map((t) => t[op])))) }));
@@ -301,7 +302,7 @@ async function warmUp(clock: Clock, runner: DenseRunner, plan: Plan): Promise<vo
   for (const n of [1, 2, 3, 4, 8, 64].filter((t) => t <= Math.max(...plan.tokens))) {
     const sweep = denseSweep(clock, runner, n);
     for (let i = 0; i < 20; i++) sweep();
-    await yieldToLoop();
+    await nextTurn();
   }
   const cpu = makeClock('cpu');
   const one = denseSweep(clock, runner, 1);
@@ -315,11 +316,6 @@ async function warmUp(clock: Clock, runner: DenseRunner, plan: Plan): Promise<vo
 
 /** Untimed sweeps before each size's timed ones. */
 const DENSE_WARMUP = 2;
-
-/** Lets a progress display draw between measurements. */
-function yieldToLoop(): Promise<void> {
-  return new Promise((r) => setImmediate(r));
-}
 
 /**
  * The link with its one-way latency raised to half the mean of the round trips measured inside
