@@ -66,6 +66,46 @@ test('the k most likely in one pass equal the first k of the full sort, ties by 
   }), { numRuns: 300 });
 });
 
+/** Top-p (and top-k) as the plain definition says: every candidate sorted by weight, then id; the prefix reaching p; the draw walks it. */
+function topPByFullSort(logits: Float32Array, temperature: number, topK: number, topP: number, rng: ReturnType<typeof createRng>): number {
+  const n = logits.length, invT = 1 / temperature;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  const w = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) { w[i] = Math.exp((logits[i]! - max) * invT); sum += w[i]!; }
+  const floor = topP < 1 ? Math.min(((1 - topP) / Math.max(1, n - 1)) * sum, 1) : 0;
+  const cand = [...w.keys()].filter((i) => w[i]! >= floor && w[i]! > 0).sort((a, b) => w[b]! - w[a]! || a - b);
+  let keep = cand.length;
+  if (topP < 1) {
+    let cum = 0;
+    for (let i = 0; i < cand.length; i++) { cum += w[cand[i]!]!; if (cum >= topP * sum) { keep = i + 1; break; } }
+  }
+  if (topK > 0 && topK < keep) keep = topK;
+  let mass = 0;
+  for (let i = 0; i < keep; i++) mass += w[cand[i]!]!;
+  let r = rng.next() * mass;
+  for (let i = 0; i < keep; i++) { r -= w[cand[i]!]!; if (r < 0) return cand[i]!; }
+  return cand[keep - 1]!;
+}
+
+test('top-p from the bucketed search of its set draws exactly what sorting every candidate draws (property)', () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.double({ min: 0.2, max: 8, noNaN: true }),
+    fc.double({ min: 0.2, max: 2, noNaN: true }), fc.double({ min: 0.01, max: 0.999, noNaN: true }), fc.constantFrom(0, 0, 5, 300, 1000),
+    (n, seed, spread, temperature, topP, topK) => {
+      // A Gaussian tail of the given spread, a few tokens well above it, and ties (rounded logits).
+      const g = createRng(seed);
+      const logits = Float32Array.from({ length: n }, () => Math.round(spread * Math.sqrt(-2 * Math.log(Math.max(g.next(), 1e-12))) * Math.cos(2 * Math.PI * g.next()) * 8) / 8);
+      for (let k = 0; k < Math.min(5, n); k++) logits[Math.floor(g.next() * n)] = 3 * spread - k;
+      for (let d = 0; d < 3; d++) {
+        const got = sampleToken(logits, { temperature, topK, topP }, createRng(seed + d));
+        assert.equal(got, topPByFullSort(logits, temperature, topK, topP, createRng(seed + d)));
+      }
+    },
+  ), { numRuns: 300 });
+});
+
 test('sampling always returns a valid index (property)', () => {
   fc.assert(fc.property(
     fc.array(fc.float({ min: -50, max: 50, noNaN: true }), { minLength: 1, maxLength: 40 }),
