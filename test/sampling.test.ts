@@ -92,7 +92,8 @@ function topPByFullSort(logits: Float32Array, temperature: number, topK: number,
 test('top-p from the bucketed search of its set draws exactly what sorting every candidate draws (property)', () => {
   fc.assert(fc.property(
     fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.double({ min: 0.2, max: 8, noNaN: true }),
-    fc.double({ min: 0.2, max: 2, noNaN: true }), fc.double({ min: 0.01, max: 0.999, noNaN: true }), fc.constantFrom(0, 0, 5, 300, 1000),
+    // p within an ulp or so of 1 too: the set's bucket sums and the sorted walk may then disagree by rounding (the full sort's fallback).
+    fc.double({ min: 0.2, max: 2, noNaN: true }), fc.oneof(fc.double({ min: 0.01, max: 0.999, noNaN: true }), fc.constantFrom(1 - 1e-12, 1 - 1e-15, 1 - 2 ** -53)), fc.constantFrom(0, 0, 5, 300, 1000),
     (n, seed, spread, temperature, topP, topK) => {
       // A Gaussian tail of the given spread, a few tokens well above it, and ties (rounded logits).
       const g = createRng(seed);

@@ -52,8 +52,9 @@ export function argmax(logits: Float32Array): number {
 
 /** The draw's weights, reused from one draw to the next (grow-only): a vocabulary's worth of doubles is not allocated per token. */
 let weights = new Float64Array(0);
-/** The candidates of a truncated draw, reused the same way. */
+/** The candidates of a truncated draw, and those of them that can be in its top-p set, reused the same way. */
 let candidates = new Int32Array(0);
+let topPMembers = new Int32Array(0);
 
 /**
  * Samples one token. Order: temperature scaling, softmax, top-k, top-p, renormalise, draw.
@@ -146,7 +147,8 @@ const bucketMass = new Float64Array(WEIGHT_BUCKETS);
  * heaviest down, whose masses first reach `target` (p of the weights' sum). Every candidate left
  * out is lighter than every one kept, so the kept ones sorted by weight begin as all of them
  * sorted would, up to where the top-p prefix ends: a few hundred sorted instead of thousands
- * (the sort was the cost: ~1 ms a token at 32,000 tokens). Compacted in place.
+ * (the sort was the cost: ~1 ms a token at 32,000 tokens). Into their own buffer: the
+ * candidates stay whole for the full sort when rounding leaves this set short of p.
  */
 function topPSet(logits: Float32Array, w: Float64Array, count: number, max: number, invT: number, target: number): Int32Array {
   const scale = invT * Math.LOG2E; // -log2(weight) = (max - logit) / T x log2(e)
@@ -160,9 +162,10 @@ function topPSet(logits: Float32Array, w: Float64Array, count: number, max: numb
   }
   let lightest = Infinity;
   for (let j = 0; j < count; j++) { const i = candidates[j]!; if (bucketOf(i) <= last && w[i]! < lightest) lightest = w[i]!; }
+  if (topPMembers.length < count) topPMembers = new Int32Array(candidates.length);
   let m = 0;
-  for (let j = 0; j < count; j++) { const i = candidates[j]!; if (w[i]! >= lightest) candidates[m++] = i; }
-  return candidates.subarray(0, m);
+  for (let j = 0; j < count; j++) { const i = candidates[j]!; if (w[i]! >= lightest) topPMembers[m++] = i; }
+  return topPMembers.subarray(0, m);
 }
 
 /** Up to this top-k, the k most likely candidates are picked in one pass instead of sorting them all. */
