@@ -145,6 +145,13 @@ test('history: a long-running engine keeps about the last N steps and records; l
   assert.ok(engine.steps.length >= 3 && engine.steps.length <= 6, `kept ${engine.steps.length} steps`);
   assert.equal(engine.steps[engine.steps.length - 1]!.index, seen[seen.length - 1]);
   assert.ok(engine.records.length >= 3 && engine.records.length <= 6);
+  // A harness that has read the history clears it; the engine goes on numbering and recording.
+  engine.clearHistory();
+  assert.deepEqual([engine.steps.length, engine.records.length], [0, 0]);
+  engine.submit(req('later', 2, 3));
+  for (let t = 100; engine.hasWork(); t++) await engine.step(t);
+  assert.deepEqual(engine.records.map((r) => r.id), ['later']);
+  assert.equal(engine.steps[0]!.index, seen[seen.length - engine.steps.length]);
 });
 
 test('describeStep: chunks, head devices and the shape the cost model prices, from the scheduled sequences alone', () => {

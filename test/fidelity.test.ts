@@ -118,6 +118,7 @@ test('a short workload run for real and replayed on the virtual clock: every req
       .map((r, i) => (i % 3 === 0 ? r : { ...r, sampling: { temperature: 0.8, topP: i % 3 === 1 ? 0.9 : 1 } }));
     const run = await runLoad(server, requests, 5);
     assert.equal(run.sampling?.size, 8, 'the client reports the requests it sent with a temperature');
+    assert.deepEqual([server.engine.steps.length, server.engine.records.length], [0, 0], 'the engine forgot the history the run read');
     assert.deepEqual(run.failures, []);
     assert.equal(run.records.length, requests.length);
     for (const r of run.records) assert.ok(r.finishReason === 'stop' || r.finishReason === 'length', `${r.id}: ${r.finishReason}`);

@@ -234,6 +234,16 @@ export class Engine {
     if (last !== undefined) last.interval += seconds;
   }
 
+  /**
+   * Forgets the step and request history read so far (a harness that keeps all of a run's records
+   * and has read them: the server bounds the history by `history` itself, and a history kept whole
+   * over many runs grows the engine's heap, and its collections, run after run).
+   */
+  clearHistory(): void {
+    this.steps.length = 0;
+    this.records.length = 0;
+  }
+
   /** Marks a device failed: its heads are re-homed, or their requests recomputed. */
   failDevice(id: string): void {
     const i = this.devices.findIndex((d) => d.id === id);
