@@ -32,9 +32,11 @@ export async function measureMigrations(
   spec: ModelSpec, plan: (request: string, owner: string, start: number, count: number) => StepPlan,
   ex: ClusterExecutor, quick: boolean,
 ): Promise<MigrationProfile> {
-  const rounds = quick ? 2 : 8;
   const between = quick ? 10 : STEPS_BETWEEN_MIGRATIONS;
   const context = Math.min(MIGRATION_CONTEXT, Math.floor(spec.contextLength / 2));
+  // Four steps of the moved sequence a round: as many rounds as its context leaves room for.
+  const rounds = Math.max(1, Math.min(quick ? 2 : 8, Math.floor((spec.contextLength - 1 - context) / 4)));
+  const prompt = Math.min(32, Math.floor(spec.contextLength / 2)); // the other sequence's
   const H = spec.nKvHeads;
   const move = `move-${extraRequests++}`;
   let other = `between-${extraRequests++}`, pos = 0;
@@ -42,8 +44,8 @@ export async function measureMigrations(
     if (pos === 0 || pos >= spec.contextLength - 1) {
       if (pos > 0) await ex.release([other]);
       other = `between-${extraRequests++}`;
-      await ex.execute(plan(other, 'primary', 0, 32));
-      pos = 32;
+      await ex.execute(plan(other, 'primary', 0, prompt));
+      pos = prompt;
     }
     await ex.execute(plan(other, 'primary', pos++, 1));
     await nextTurn();
