@@ -112,20 +112,15 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
     return -1; // not reached
   };
   let cand: ArrayLike<number>;
-  let keep: number;
   if (params.topK > 0 && params.topK < count && params.topK <= PARTIAL_SORT_MAX_K) {
     cand = mostLikely(w, candidates.subarray(0, count), params.topK); // the same first k as the full sort, without it
-    keep = prefix(cand);
-    if (keep < 0) keep = cand.length;
   } else {
-    cand = params.topP < 1 ? topPSet(logits, w, count, max, invT, target) : candidates.subarray(0, 0);
-    keep = cand.length > 0 ? prefix((cand as Int32Array).sort(byWeight)) : -1;
-    if (keep < 0) { // no top-p, or the set fell short of p by rounding: sort every candidate
-      cand = candidates.subarray(0, count).sort(byWeight);
-      keep = prefix(cand);
-      if (keep < 0) keep = cand.length;
-    }
+    const set = params.topP < 1 ? topPSet(logits, w, count, max, invT, target).sort(byWeight) : undefined;
+    // Without top-p, or when rounding left its set short of p: every candidate sorted.
+    cand = set !== undefined && prefix(set) >= 0 ? set : candidates.subarray(0, count).sort(byWeight);
   }
+  let keep = prefix(cand);
+  if (keep < 0) keep = cand.length;
   if (params.topK > 0 && params.topK < keep) keep = params.topK;
   let mass = 0;
   for (let i = 0; i < keep; i++) mass += w[cand[i]!]!;
