@@ -100,6 +100,18 @@ export function simulateReplay(config: EngineConfig, requests: readonly EngineRe
   return runEngines([{ ...config, eosIds: [SIM_EOS] }], requests);
 }
 
+/**
+ * Where each of `passes` profile passes of a fidelity study runs among its `layouts` layouts:
+ * slot i < layouts is before layout i, slot `layouts` after the last. The first pass comes before
+ * any run (the first server needs a profile), the rest spread evenly up to after the last layout,
+ * so their median describes the machine over the minutes the runs took.
+ */
+export function profilePassSlots(passes: number, layouts: number): number[] {
+  assert(Number.isInteger(passes) && passes >= 1 && Number.isInteger(layouts) && layouts >= 1, `profile passes and layouts must be whole numbers of at least 1 (got ${passes}, ${layouts})`);
+  if (passes === 1) return [0];
+  return Array.from({ length: passes }, (_, k) => Math.round((k * layouts) / (passes - 1)));
+}
+
 /** A step's kind for the error table: any migration makes it 'migration'. */
 export type StepKind = 'prefill' | 'decode' | 'mixed' | 'migration';
 export const STEP_KINDS: readonly StepKind[] = ['prefill', 'decode', 'mixed', 'migration'];
