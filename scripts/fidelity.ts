@@ -31,7 +31,6 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ProfileFile } from '../src/cost/profile-types.js';
 import { medianProfile } from '../src/cost/merge-profiles.js';
-import type { RequestRecord, StepRecord } from '../src/engine/types.js';
 import { openModel } from '../src/cli/open-model.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { localClusterConfig } from '../src/cli/simulate.js';
@@ -40,7 +39,7 @@ import { profileRepeated } from '../src/server/profile-serving.js';
 import type { ClusterLayout } from '../src/runtime/cluster-layout.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
 import {
-  combineRepeats, compareReplay, poissonWorkload, profilePassSlots, scaledTrace, type Comparison, type LoadRequest, type LoadSampling, type RealRun,
+  combineRepeats, compareReplay, loadRealRun, poissonWorkload, profilePassSlots, repredictSteps, saveRealRun, scaledTrace, type Comparison, type LoadRequest, type SavedRealRun,
 } from '../src/sim/local-fidelity.js';
 import { findPresetTrace, loadWorkload } from '../src/sim/workload.js';
 import { parseBytes } from '../src/util/units.js';
@@ -95,7 +94,7 @@ const LAYOUTS: Record<string, Omit<StudyLayout, 'name'>> = {
 const RATES = { poisson: quick ? [4, 25] : [3, 8, 25], trace: quick ? [6, 40] : [5, 15, 40] };
 
 /** One real run as saved in runs.jsonl: what it was, and what the engine recorded. */
-interface SavedRun {
+interface SavedRun extends SavedRealRun {
   layout: string;
   workload: 'trace' | 'poisson';
   rate: number;
@@ -103,10 +102,6 @@ interface SavedRun {
   sent: number;
   failures: string[];
   loadBefore: number;
-  records: RequestRecord[];
-  steps: StepRecord[];
-  maxTokens: [string, number][];
-  sampling?: [string, LoadSampling][];
 }
 
 function studyLayout(name: string): StudyLayout {
@@ -183,10 +178,7 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
             const loadBefore = loadavg()[0]!;
             log(`${layout.name} ${workload} @ ${rate} req/s: ${requests.length} requests${REPEATS > 1 ? `, run ${repeat} of ${REPEATS}` : ''}`);
             const run = await runLoad(server, requests, rate);
-            const saved: SavedRun = {
-              layout: layout.name, workload, rate, repeat, sent: requests.length, failures: run.failures, loadBefore, records: run.records, steps: run.steps,
-              maxTokens: [...run.maxTokens], ...(run.sampling !== undefined ? { sampling: [...run.sampling] } : {}),
-            };
+            const saved: SavedRun = { layout: layout.name, workload, rate, repeat, sent: requests.length, failures: run.failures, loadBefore, ...saveRealRun(run) };
             appendFileSync(runsFile, `${JSON.stringify(saved)}\n`);
             if (run.failures.length > 0) log(`  ${run.failures.length} requests failed, e.g. ${run.failures[0]}`);
           }
@@ -237,11 +229,13 @@ async function replaySaved(dir: string, meta: StudyMeta, profilePath: string): P
     const s = JSON.parse(text) as SavedRun;
     const config = configs.get(s.layout);
     if (config === undefined) throw new Error(`a saved run names layout '${s.layout}', which meta.json does not list`);
-    const run: RealRun = { records: s.records, steps: s.steps, maxTokens: new Map(s.maxTokens), ...(s.sampling !== undefined ? { sampling: new Map(s.sampling) } : {}) };
-    const { replay: _replay, ...comparison } = await compareReplay(config, run, SLO);
+    // The real steps against the replays' profile (the server predicted them with its own, the passes before its layout).
+    const real = loadRealRun(s);
+    const steps = repredictSteps(config, real.steps);
+    const { replay: _replay, ...comparison } = await compareReplay(config, { ...real, steps }, SLO);
     const key = `${s.layout}\u0000${s.workload}\u0000${s.rate}`;
     if (!rows.has(key)) rows.set(key, []);
-    rows.get(key)!.push({ layout: s.layout, workload: s.workload, rate: s.rate, sent: s.sent, failures: s.failures.length, loadBefore: s.loadBefore, comparison, steps: s.steps });
+    rows.get(key)!.push({ layout: s.layout, workload: s.workload, rate: s.rate, sent: s.sent, failures: s.failures.length, loadBefore: s.loadBefore, comparison, steps });
     line({ kind: 'run', layout: s.layout, workload: s.workload, rate: s.rate, repeat: s.repeat, requests: comparison.requests, failures: s.failures.length, mismatched: comparison.mismatched.length }, comparison);
   }
   return [...rows.values()].map((runs) => {

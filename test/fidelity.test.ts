@@ -12,7 +12,9 @@ import { localClusterConfig } from '../src/cli/simulate.js';
 import { parseAttentionList } from '../src/cli/serve.js';
 import { profileLocal } from '../src/runtime/profile.js';
 import { SERVING_TUNING } from '../src/runtime/local-devices.js';
-import { combineRepeats, compareReplay, poissonWorkload, replayRequests, scaledTrace, stepErrors, stepKind, targetCheck, type Comparison } from '../src/sim/local-fidelity.js';
+import {
+  combineRepeats, compareReplay, loadRealRun, poissonWorkload, profilePassSlots, replayRequests, repredictSteps, saveRealRun, scaledTrace, stepErrors, stepKind, targetCheck, type Comparison, type SavedRealRun,
+} from '../src/sim/local-fidelity.js';
 import { runLoad, startLocalServer } from '../scripts/fidelity-run.js';
 import { tempDir } from './helpers/files.js';
 import { repoRoot } from './helpers/shared.js';
@@ -58,6 +60,15 @@ test('combineRepeats: medians of the real runs and of their replays, how far sin
   assert.ok(Math.abs(targetCheck([c]).tpotSpread - 0.25) < 1e-12);
   assert.ok(Number.isNaN(targetCheck([run(1, 1, false)]).tpotSpread), 'no repeats, no spread');
   assert.equal(combineRepeats([run(1, 1, true), run(1, 1, true), run(1, 1, false)], steps).saturated, true);
+});
+
+test('profilePassSlots: the first pass before any run, the rest spread evenly to after the last layout', () => {
+  assert.deepEqual(profilePassSlots(1, 2), [0]);
+  assert.deepEqual(profilePassSlots(3, 2), [0, 1, 2]);
+  assert.deepEqual(profilePassSlots(2, 2), [0, 2]);
+  assert.deepEqual(profilePassSlots(5, 2), [0, 1, 1, 2, 2]);
+  assert.deepEqual(profilePassSlots(3, 1), [0, 1, 1]);
+  assert.throws(() => profilePassSlots(0, 2));
 });
 
 test('replayRequests: arrivals from 0, the client max_tokens, the generated lengths; failed requests left out', () => {
@@ -136,6 +147,19 @@ test('a short workload run for real and replayed on the virtual clock: every req
     }
     assert.equal(c.real.completed, c.sim.completed);
     assert.ok(c.steps.every((e) => e.steps > 0));
+    // Saved as the study saves it (JSON), read back and replayed: the same comparison.
+    const loaded = loadRealRun(JSON.parse(JSON.stringify(saveRealRun(run))) as SavedRealRun);
+    const again = await compareReplay(server.config, loaded, { ttft: 5, tpot: 0.1 });
+    assert.deepEqual(again.figures, c.figures);
+    // Every real step carries its shape; predicted again with the server's own cost model, it gets the prediction the server made.
+    assert.ok(run.steps.every((st) => st.shape !== undefined));
+    const again2 = repredictSteps(server.config, loaded.steps);
+    for (const [i, st] of run.steps.entries()) {
+      assert.ok(Math.abs(again2[i]!.predictedSeconds - st.predictedSeconds) <= 1e-12 * st.predictedSeconds, `step ${i}: ${again2[i]!.predictedSeconds} against ${st.predictedSeconds}`);
+      assert.ok(Math.abs(again2[i]!.predictedInterval! - st.predictedInterval!) <= 1e-12 * st.predictedInterval!);
+    }
+    assert.deepEqual(again.replay.records, c.replay.records);
+    assert.equal(again.saturated, c.saturated);
     assert.equal(targetCheck([c]).runs, c.saturated ? 0 : 1);
   } finally {
     await server.close();

@@ -214,7 +214,7 @@ export class Engine {
       prefillTokens: plan.shape.prefill.reduce((a, c) => a + c.tokens, 0), decodeTokens: plan.shape.decodeTokens,
       migrations: plan.migrations.length, migratedBytes: plan.migrations.reduce((a, m) => a + m.positions, 0) * this.config.cost.kvBytesPerHeadToken(),
       kvUsedBlocks: Object.fromEntries(this.devices.map((d, i) => [d.id, this.kv.usedBlocks(i)])),
-      ...(result.parts !== undefined ? { parts: result.parts, predictedParts: plan.predicted.parts } : {}),
+      ...(result.parts !== undefined ? { parts: result.parts, predictedParts: plan.predicted.parts, shape: plan.shape } : {}),
       ...(result.busy !== undefined ? { busy: Object.fromEntries(this.devices.map((d, i) => [d.id, result.busy![i] ?? 0])) } : {}),
     };
     this.steps.push(record);

@@ -141,6 +141,8 @@ export interface StepRecord {
   parts?: Record<string, number>;
   /** With `parts`: the cost model's breakdown of its prediction (its own part names). */
   predictedParts?: Record<string, number>;
+  /** With `parts`: the step as the cost model saw it, so that another cost model can predict it again (`stepCost`). */
+  shape?: StepShape;
   /** Compute seconds each device (by id) was busy in the step, when the executor tells. */
   busy?: Record<string, number>;
 }

@@ -6,6 +6,7 @@
 
 import type { EngineConfig } from '../engine/engine.js';
 import type { EngineRequest, RequestRecord, StepRecord } from '../engine/types.js';
+import { stepCost } from '../engine/step-cost.js';
 import { assert } from '../util/errors.js';
 import { median } from '../util/fit.js';
 import { createRng } from '../util/rng.js';
@@ -69,6 +70,27 @@ export interface RealRun {
   sampling?: ReadonlyMap<string, LoadSampling>;
 }
 
+/** A RealRun as JSON can hold it (its maps as entry lists): what a fidelity study saves of each run. */
+export interface SavedRealRun {
+  records: RequestRecord[];
+  steps: StepRecord[];
+  maxTokens: [string, number][];
+  sampling?: [string, LoadSampling][];
+}
+
+/**
+ * A first step's idle is Infinity, which JSON cannot hold: it is saved as the largest finite
+ * number, which the cost model treats alike (the wake-up after the longest idle it measured).
+ */
+export function saveRealRun(run: RealRun): SavedRealRun {
+  const steps = run.steps.map((st) => (st.shape?.idle === Infinity ? { ...st, shape: { ...st.shape, idle: Number.MAX_VALUE } } : st));
+  return { records: run.records, steps, maxTokens: [...run.maxTokens], ...(run.sampling !== undefined ? { sampling: [...run.sampling] } : {}) };
+}
+
+export function loadRealRun(s: SavedRealRun): RealRun {
+  return { records: s.records, steps: s.steps, maxTokens: new Map(s.maxTokens), ...(s.sampling !== undefined ? { sampling: new Map(s.sampling) } : {}) };
+}
+
 /**
  * The real run as a trace for the simulator: every request that reached the engine, at its
  * arrival (the first at 0), with its prompt length and max_tokens, generating exactly the tokens
@@ -110,6 +132,19 @@ export function profilePassSlots(passes: number, layouts: number): number[] {
   assert(Number.isInteger(passes) && passes >= 1 && Number.isInteger(layouts) && layouts >= 1, `profile passes and layouts must be whole numbers of at least 1 (got ${passes}, ${layouts})`);
   if (passes === 1) return [0];
   return Array.from({ length: passes }, (_, k) => Math.round((k * layouts) / (passes - 1)));
+}
+
+/**
+ * The real steps with their predictions made again by `config`'s cost model from each step's
+ * recorded shape (steps recorded without one keep the prediction the server made): a study
+ * replaying with a profile other than the server's compares its steps with the same profile.
+ */
+export function repredictSteps(config: Pick<EngineConfig, 'cost' | 'stages' | 'devices'>, steps: readonly StepRecord[]): StepRecord[] {
+  return steps.map((st) => {
+    if (st.shape === undefined) return st;
+    const p = stepCost(config.cost, config.stages, config.devices, st.shape);
+    return { ...st, predictedSeconds: p.seconds, predictedInterval: p.interval, ...(st.predictedParts !== undefined ? { predictedParts: p.parts } : {}) };
+  });
 }
 
 /** A step's kind for the error table: any migration makes it 'migration'. */
