@@ -169,7 +169,7 @@ export function writeDoc(docPath: string, groups: readonly Group[], meta: StudyM
   parts.push(`Workloads: ${meta.traceFile !== undefined ? `the first requests of the Azure conversation trace (\`${meta.traceFile}\`), rescaled to each rate, prompt and output lengths x ${meta.traceScale} and fitted to the 256-token context; ` : ''}` +
     `Poisson arrivals with prompt and output lengths uniform in [16, 128]. Each run sends ${meta.runSeconds} s of arrivals (at least ${meta.minRequests} requests), greedy, non-streaming, prompts as token ids` +
     (repeats > 1 ? `; every workload and rate runs ${repeats} times, each replayed on its own, and the tables compare the median of the real runs with the median of their replays; *(spread)*: how far the furthest single real run was from that median. ` : '. ') +
-    '*busy*: share of the real run\'s time its engine spent in steps (median); *decode err*: the real run\'s decode steps against the predictions the server made for them (signed median of predicted / measured - 1, median over the runs): how fast the machine ran against the profile the server had (negative: slower); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue), in most of the runs.');
+    '*busy*: share of the real run\'s time its engine spent in steps (median); *decode err*: the real run\'s decode steps against their predictions with the replays\' profile (signed median of predicted / measured - 1, median over the runs): how fast the machine ran against that profile (negative: slower); *(sat.)*: the real run completed requests more slowly than 90% of the rate they arrived at, or its engine was busy 85% of the time or more (the knee of the queue), in most of the runs.');
   parts.push('');
   for (const l of meta.layouts) {
     const mine = groups.filter((g) => g.layout === l.name);
@@ -188,7 +188,7 @@ export function writeDoc(docPath: string, groups: readonly Group[], meta: StudyM
       `of TTFT P50/P95 ${abs(t.ttft)} (20%); per-step |error| at the median ${abs(t.stepMedianPooled)} over all their steps, ${abs(t.stepMedian)} in the worst workload (15%).` +
       (repeats > 1 ? ` Single real runs strayed from their median by up to ${abs(t.tpotSpread)} in TPOT and ${abs(t.ttftSpread)} in TTFT; compared run by run (each run against its own replay) the largest |error| below saturation is ${abs(single.tpot)} in TPOT, ${abs(single.throughput)} in throughput and ${abs(single.ttft)} in TTFT.` : ''));
     parts.push('');
-    parts.push('Per step, every real step of these runs against the prediction the server made when it issued the step (error = predicted / measured - 1; *migration*: any step that moved heads first):');
+    parts.push('Per step, every real step of these runs against its prediction with the replays\' profile (error = predicted / measured - 1; *migration*: any step that moved heads first):');
     parts.push('');
     parts.push(stepTable(runs));
     parts.push('');
