@@ -187,25 +187,34 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
     } finally {
       await server.close();
     }
+    saveStudy();
   }
   if (given === undefined) await profiling.at(names.length);
-  const profile = given ?? profiling.current();
   const profilePath = given !== undefined ? resolve(args.profile!) : cachePath;
   if (given === undefined) {
     mkdirSync(dirname(cachePath), { recursive: true });
-    writeFileSync(cachePath, `${JSON.stringify(profile, null, 2)}\n`);
-    profiling.files.forEach((p, k) => writeFileSync(join(dir, `profile-pass-${k + 1}.json`), `${JSON.stringify(p)}\n`));
+    writeFileSync(cachePath, `${JSON.stringify(profiling.current(), null, 2)}\n`);
   }
-  writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`);
-  const meta: StudyMeta = {
-    date: new Date().toISOString(), wall: (performance.now() - started) / 1000, quick, repeats: REPEATS, runSeconds: RUN_SECONDS, minRequests: MIN_REQUESTS, traceScale: TRACE_SCALE,
-    ...(traceFile !== undefined ? { traceFile: relative(root, traceFile) } : {}),
-    layouts: names.map(studyLayout),
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: totalmem() / 2 ** 30, node: process.version },
-    profile: { path: relative(root, profilePath), seconds: profiling.seconds(), passes: profiling.passes },
-  };
-  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-  return { meta, profilePath };
+  return { meta: saveStudy(), profilePath };
+
+  /**
+   * meta.json, the passes and their median (the given profile instead) as they stand: written
+   * after each layout too, so the runs saved so far can be replayed if the study stops early.
+   */
+  function saveStudy(): StudyMeta {
+    const profile = given ?? profiling.current();
+    profiling.files.forEach((p, k) => writeFileSync(join(dir, `profile-pass-${k + 1}.json`), `${JSON.stringify(p)}\n`));
+    writeFileSync(join(dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`);
+    const meta: StudyMeta = {
+      date: new Date().toISOString(), wall: (performance.now() - started) / 1000, quick, repeats: REPEATS, runSeconds: RUN_SECONDS, minRequests: MIN_REQUESTS, traceScale: TRACE_SCALE,
+      ...(traceFile !== undefined ? { traceFile: relative(root, traceFile) } : {}),
+      layouts: names.map(studyLayout),
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: totalmem() / 2 ** 30, node: process.version },
+      profile: { path: relative(root, given !== undefined ? resolve(args.profile!) : cachePath), seconds: profiling.seconds(), passes: [...profiling.passes] },
+    };
+    writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
+    return meta;
+  }
 }
 
 /**
