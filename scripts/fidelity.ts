@@ -14,10 +14,11 @@
 // in one stretch before the runs describes only those minutes. Each layout's server runs on the
 // median of the passes taken before it. Writes docs/fidelity.md (between its generated markers)
 // and its charts (docs/fidelity/); --replay DIR rewrites them from saved runs (another profile
-// with --profile) without running anything for real.
+// with --profile) without running anything for real; several DIRs pool their studies' runs, each
+// replayed with its own study's profile.
 //
 //   npm run fidelity [-- --quick] [--profile FILE] [--profile-repeats N] [--layouts default,no-slowdown] [--seconds S] [--repeats N] [--out FILE] [--save DIR]
-//   npm run fidelity -- --replay DIR [--profile FILE] [--out FILE]
+//   npm run fidelity -- --replay DIR[,DIR...] [--profile FILE] [--out FILE]
 //
 // One JSON line per run and one per workload and rate (its medians) on stdout, progress on
 // stderr. --quick: one layout, two rates, short runs, one repeat, written to
@@ -43,7 +44,7 @@ import {
 } from '../src/sim/local-fidelity.js';
 import { findPresetTrace, loadWorkload } from '../src/sim/workload.js';
 import { parseBytes } from '../src/util/units.js';
-import { writeDoc, type Group, type ProfilePass, type RunRow, type StudyLayout, type StudyMeta } from './fidelity-doc.js';
+import { writeDoc, type Group, type ProfilePass, type RunRow, type StudyDoc, type StudyLayout, type StudyMeta } from './fidelity-doc.js';
 import { runLoad, startLocalServer } from './fidelity-run.js';
 
 const { values: args } = parseArgs({
@@ -221,18 +222,11 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
  * Replays every run saved in `dir` with the engine configuration `hetis simulate --cluster local
  * --profile PROFILE` builds for its layout, and compares; one JSON line per run and per group.
  */
-async function replaySaved(dir: string, meta: StudyMeta, profilePath: string): Promise<Group[]> {
+async function replaySaved(dir: string, meta: StudyMeta, profilePath: string): Promise<RunRow[]> {
   const configs = new Map(meta.layouts.map((l) => [l.name, localClusterConfig(model.spec, { primaryKv: l.primaryKv, attention: l.attention, profile: profilePath }).config]));
   const lines = readFileSync(join(dir, 'runs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new Error(`${join(dir, 'runs.jsonl')} holds no runs`);
-  const rows = new Map<string, RunRow[]>();
-  const line = (o: Record<string, unknown>, c: Pick<Comparison, 'figures' | 'steps' | 'saturated'>): void => {
-    process.stdout.write(`${JSON.stringify({
-      ...o, saturated: c.saturated,
-      ...Object.fromEntries(c.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3), ...('spread' in f ? { spread: +(f.spread as number).toFixed(3) } : {}) }])),
-      step_error_p50: Object.fromEntries(c.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
-    })}\n`);
-  };
+  const rows: RunRow[] = [];
   log(`replaying ${lines.length} real runs on the virtual clock (profile ${relative(root, profilePath)})`);
   for (const text of lines) {
     const s = JSON.parse(text) as SavedRun;
@@ -242,33 +236,52 @@ async function replaySaved(dir: string, meta: StudyMeta, profilePath: string): P
     const real = loadRealRun(s);
     const steps = repredictSteps(config, real.steps);
     const { replay: _replay, ...comparison } = await compareReplay(config, { ...real, steps }, SLO);
-    const key = `${s.layout}\u0000${s.workload}\u0000${s.rate}`;
-    if (!rows.has(key)) rows.set(key, []);
-    rows.get(key)!.push({ layout: s.layout, workload: s.workload, rate: s.rate, sent: s.sent, failures: s.failures.length, loadBefore: s.loadBefore, comparison, steps });
-    line({ kind: 'run', layout: s.layout, workload: s.workload, rate: s.rate, repeat: s.repeat, requests: comparison.requests, failures: s.failures.length, mismatched: comparison.mismatched.length }, comparison);
+    rows.push({ layout: s.layout, workload: s.workload, rate: s.rate, sent: s.sent, failures: s.failures.length, loadBefore: s.loadBefore, comparison, steps });
+    jsonLine({ kind: 'run', study: relative(root, dir), layout: s.layout, workload: s.workload, rate: s.rate, repeat: s.repeat, requests: comparison.requests, failures: s.failures.length, mismatched: comparison.mismatched.length }, comparison);
   }
-  return [...rows.values()].map((runs) => {
+  return rows;
+}
+
+/** The runs of each layout, workload and rate together (in the order they first came), their medians compared; one JSON line each. */
+function groupRuns(rows: readonly RunRow[]): Group[] {
+  const groups = new Map<string, RunRow[]>();
+  for (const r of rows) {
+    const key = `${r.layout}\u0000${r.workload}\u0000${r.rate}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  return [...groups.values()].map((runs) => {
     const { layout, workload, rate } = runs[0]!;
     const combined = combineRepeats(runs.map((r) => r.comparison), runs.map((r) => r.steps));
-    line({ kind: 'median', layout, workload, rate, repeats: runs.length, requests: combined.requests, mismatched: combined.mismatched.length }, combined);
+    jsonLine({ kind: 'median', layout, workload, rate, repeats: runs.length, requests: combined.requests, mismatched: combined.mismatched.length }, combined);
     return { layout, workload, rate, runs, combined };
   });
 }
 
+function jsonLine(o: Record<string, unknown>, c: Pick<Comparison, 'figures' | 'steps' | 'saturated'>): void {
+  process.stdout.write(`${JSON.stringify({
+    ...o, saturated: c.saturated,
+    ...Object.fromEntries(c.figures.map((f) => [f.name.replace(/ /g, '_').toLowerCase(), { real: +f.real.toPrecision(4), sim: +f.sim.toPrecision(4), error: +f.error.toFixed(3), ...('spread' in f ? { spread: +(f.spread as number).toFixed(3) } : {}) }])),
+    step_error_p50: Object.fromEntries(c.steps.map((s) => [s.kind, +s.p50.toFixed(3)])),
+  })}\n`);
+}
+
 async function main(): Promise<void> {
   if (args.replay !== undefined) {
-    const dir = resolve(args.replay);
-    if (!existsSync(join(dir, 'meta.json'))) throw new Error(`${dir} holds no saved study (meta.json; written by \`npm run fidelity -- --save DIR\`)`);
-    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as StudyMeta;
-    const profilePath = resolve(args.profile ?? join(dir, 'profile.json'));
-    const profile = JSON.parse(readFileSync(profilePath, 'utf8')) as ProfileFile;
-    const groups = await replaySaved(dir, meta, profilePath);
-    const replayed: StudyMeta = {
-      ...meta, replayed: { from: relative(root, dir), date: new Date().toISOString() },
-      profile: args.profile !== undefined ? { path: relative(root, profilePath), seconds: 0, passes: [] } : { ...meta.profile, path: relative(root, profilePath) },
-    };
-    writeDoc(docPath, groups, replayed, profile);
-    log(`wrote ${relative(root, docPath)} from ${groups.reduce((a, g) => a + g.runs.length, 0)} saved runs`);
+    // Each saved study replayed with its own profile (or --profile for all), their runs pooled.
+    const dirs = args.replay.split(',').map((d) => resolve(d));
+    const studies: StudyDoc[] = [], rows: RunRow[] = [];
+    for (const dir of dirs) {
+      if (!existsSync(join(dir, 'meta.json'))) throw new Error(`${dir} holds no saved study (meta.json; written by \`npm run fidelity -- --save DIR\`)`);
+      const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as StudyMeta;
+      const profilePath = resolve(args.profile ?? join(dir, 'profile.json'));
+      rows.push(...await replaySaved(dir, meta, profilePath));
+      const profile = JSON.parse(readFileSync(profilePath, 'utf8')) as ProfileFile;
+      studies.push({ meta: { ...meta, profile: args.profile !== undefined ? { path: relative(root, profilePath), seconds: 0, passes: [] } : { ...meta.profile, path: relative(root, profilePath) } }, profile });
+    }
+    const groups = groupRuns(rows);
+    writeDoc(docPath, groups, studies, { from: dirs.map((d) => relative(root, d)), date: new Date().toISOString() });
+    log(`wrote ${relative(root, docPath)} from ${rows.length} saved runs`);
     return;
   }
   const traceFile = findPresetTrace('azure-conv', traceDirs());
@@ -278,9 +291,9 @@ async function main(): Promise<void> {
   names.forEach(studyLayout); // unknown names fail before any profiling
   const dir = resolve(args.save ?? join(root, quick ? 'bench/out/fidelity/runs' : 'bench/out/fidelity-runs'));
   const { meta, profilePath } = await collect(dir, names, workloads, traceFile);
-  const groups = await replaySaved(dir, meta, profilePath);
+  const groups = groupRuns(await replaySaved(dir, meta, profilePath));
   const profile = JSON.parse(readFileSync(profilePath, 'utf8')) as ProfileFile;
-  writeDoc(docPath, groups, meta, profile);
+  writeDoc(docPath, groups, [{ meta, profile }]);
   log(`wrote ${relative(root, docPath)} (${meta.wall.toFixed(0)} s; the runs are in ${relative(root, dir)}: \`npm run fidelity -- --replay ${relative(root, dir)}\` replays them again)`);
 }
 
