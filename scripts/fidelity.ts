@@ -21,8 +21,8 @@
 //   npm run fidelity -- --replay DIR[,DIR...] [--profile FILE] [--out FILE]
 //
 // One JSON line per run and one per workload and rate (its medians) on stdout, progress on
-// stderr. --quick: one layout, two rates, short runs, one repeat, written to
-// bench/out/fidelity/ unless --out. The runs are saved in --save DIR (default
+// stderr. --quick: one layout, two rates, short runs, one repeat, a quick profile (kept beside
+// the runs, not in the cache), written to bench/out/fidelity/ unless --out. The runs are saved in --save DIR (default
 // bench/out/fidelity-runs, quick: bench/out/fidelity/runs): meta.json, the profile passes and
 // their median, and runs.jsonl (one line per real run: the engine's request and step records).
 
@@ -191,8 +191,10 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
     saveStudy();
   }
   if (given === undefined) await profiling.at(names.length);
-  const profilePath = given !== undefined ? resolve(args.profile!) : cachePath;
-  if (given === undefined) {
+  // A full study's profile goes to the cache `hetis serve` and `hetis simulate --cluster local`
+  // read; a quick one (a quick grid, no serving probe) stays beside its runs.
+  const profilePath = given !== undefined ? resolve(args.profile!) : quick ? join(dir, 'profile.json') : cachePath;
+  if (given === undefined && !quick) {
     mkdirSync(dirname(cachePath), { recursive: true });
     writeFileSync(cachePath, `${JSON.stringify(profiling.current(), null, 2)}\n`);
   }
@@ -211,7 +213,7 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
       ...(traceFile !== undefined ? { traceFile: relative(root, traceFile) } : {}),
       layouts: names.map(studyLayout),
       machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: totalmem() / 2 ** 30, node: process.version },
-      profile: { path: relative(root, given !== undefined ? resolve(args.profile!) : cachePath), seconds: profiling.seconds(), passes: [...profiling.passes] },
+      profile: { path: relative(root, given !== undefined ? resolve(args.profile!) : quick ? join(dir, 'profile.json') : cachePath), seconds: profiling.seconds(), passes: [...profiling.passes] },
     };
     writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
     return meta;
