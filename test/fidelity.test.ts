@@ -18,7 +18,8 @@ import {
 import { runLoad, startLocalServer } from '../scripts/fidelity-run.js';
 import { tempDir } from './helpers/files.js';
 import { repoRoot } from './helpers/shared.js';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 
 const MODEL = join(repoRoot, 'models/hetis-kjv.gguf');
 
@@ -160,6 +161,37 @@ test('a short workload run for real and replayed on the virtual clock: every req
     }
     assert.deepEqual(again.replay.records, c.replay.records);
     assert.equal(again.saturated, c.saturated);
+    // The study's replay of saved runs (scripts/fidelity.ts --replay): the same run saved as a
+    // study, replayed alone and pooled with itself, writes the page and one JSON line per run and point.
+    const study = tempDir('fidelity-study');
+    const meta = {
+      date: new Date().toISOString(), wall: 1, quick: true, repeats: 1, runSeconds: 1, minRequests: 1, traceScale: 0.1,
+      layouts: [{ name: 'tiny', flags: '--primary-kv 1MiB --attention 4MiB,4MiB:2', primaryKv: '1MiB', attention: '4MiB,4MiB:2' }],
+      machine: { cpu: 'test', cores: 2, memoryGiB: 1, node: process.version }, profile: { path: 'profile.json', seconds: 0, passes: [] },
+    };
+    writeFileSync(join(study, 'meta.json'), JSON.stringify(meta));
+    writeFileSync(join(study, 'profile.json'), JSON.stringify(profile));
+    writeFileSync(join(study, 'runs.jsonl'), `${JSON.stringify({ layout: 'tiny', workload: 'poisson', rate: 400, repeat: 1, sent: requests.length, failures: [], loadBefore: 0, ...saveRealRun(run) })}\n`);
+    const page = join(study, 'page', 'fidelity.md');
+    const replay = (dirs: string): { kind: string; repeats?: number; requests: number; mismatched: number; tpot_p50: { real: number; sim: number } }[] => {
+      const out = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'scripts/fidelity.ts'), '--replay', dirs, '--out', page], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+      assert.equal(out.status, 0, out.stderr);
+      return out.stdout.trim().split('\n').map((l) => JSON.parse(l) as ReturnType<typeof replay>[number]);
+    };
+    const lines = replay(study);
+    assert.deepEqual(lines.map((l) => l.kind), ['run', 'median']);
+    assert.equal(lines[0]!.requests, requests.length);
+    assert.equal(lines[0]!.mismatched, 0);
+    const tpot = c.figures.find((f) => f.name === 'TPOT P50')!;
+    assert.equal(lines[0]!.tpot_p50.real, +tpot.real.toPrecision(4));
+    assert.equal(lines[0]!.tpot_p50.sim, +tpot.sim.toPrecision(4));
+    const doc = readFileSync(page, 'utf8');
+    assert.match(doc, /<!-- fidelity:begin -->[\s\S]*### Layout `tiny`[\s\S]*<!-- fidelity:end -->/);
+    assert.match(doc, /replayed again/);
+    const pooled = replay(`${study},${study}`);
+    assert.deepEqual(pooled.map((l) => l.kind), ['run', 'run', 'median']);
+    assert.equal(pooled[2]!.repeats, 2);
+    assert.match(readFileSync(page, 'utf8'), /of 2 studies/);
     assert.equal(targetCheck([c]).runs, c.saturated ? 0 : 1);
   } finally {
     await server.close();
