@@ -139,7 +139,7 @@ function profilePasses(names: readonly string[]): { at(slot: number): Promise<vo
       for (let k = 0; k < slots.length; k++) {
         if (slots[k] !== slot) continue;
         const label = `pass ${k + 1} of ${slots.length} (${where(slot)})`;
-        log(`profiling this machine for the built-in model, ${label} (full grid; what \`hetis profile --model models/hetis-kjv.gguf\` measures)`);
+        log(`profiling this machine for the built-in model, ${label} (${quick ? 'quick grid' : 'full grid'}; what \`hetis profile --model models/hetis-kjv.gguf${quick ? ' --quick' : ''}\` measures)`);
         const t0 = performance.now();
         let last = 0;
         const { profile } = await profileRepeated({

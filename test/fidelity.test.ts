@@ -1,7 +1,8 @@
 // The simulator against real serving (scripts/fidelity.ts does the timing): a short workload runs
 // on a real local cluster (the built-in model, worker processes, the HTTP server) and is replayed
 // on the virtual clock with the server's engine configuration; every request finishes in both
-// with the same number of tokens. `hetis simulate --cluster local` builds the engine
+// with the same number of tokens; saved as a study saves it, the run replays the same, through
+// the study script's --replay too. `hetis simulate --cluster local` builds the engine
 // configuration the server runs with. The pure parts of src/sim/local-fidelity.ts by example.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
