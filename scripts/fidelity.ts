@@ -161,6 +161,9 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
   const runsFile = join(dir, 'runs.jsonl');
   writeFileSync(runsFile, '');
   const given = args.profile !== undefined ? JSON.parse(readFileSync(args.profile, 'utf8')) as ProfileFile : undefined;
+  // A full study's profile goes to the cache `hetis serve` and `hetis simulate --cluster local`
+  // read; a quick one (a quick grid, no serving probe) stays beside its runs.
+  const profilePath = given !== undefined ? resolve(args.profile!) : quick ? join(dir, 'profile.json') : cachePath;
   const profiling = profilePasses(names);
   for (let i = 0; i < names.length; i++) {
     const layout = studyLayout(names[i]!);
@@ -191,9 +194,6 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
     saveStudy();
   }
   if (given === undefined) await profiling.at(names.length);
-  // A full study's profile goes to the cache `hetis serve` and `hetis simulate --cluster local`
-  // read; a quick one (a quick grid, no serving probe) stays beside its runs.
-  const profilePath = given !== undefined ? resolve(args.profile!) : quick ? join(dir, 'profile.json') : cachePath;
   if (given === undefined && !quick) {
     mkdirSync(dirname(cachePath), { recursive: true });
     writeFileSync(cachePath, `${JSON.stringify(profiling.current(), null, 2)}\n`);
@@ -213,7 +213,7 @@ async function collect(dir: string, names: readonly string[], workloads: readonl
       ...(traceFile !== undefined ? { traceFile: relative(root, traceFile) } : {}),
       layouts: names.map(studyLayout),
       machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: totalmem() / 2 ** 30, node: process.version },
-      profile: { path: relative(root, given !== undefined ? resolve(args.profile!) : quick ? join(dir, 'profile.json') : cachePath), seconds: profiling.seconds(), passes: [...profiling.passes] },
+      profile: { path: relative(root, profilePath), seconds: profiling.seconds(), passes: [...profiling.passes] },
     };
     writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
     return meta;
